@@ -1,0 +1,38 @@
+# Every target sets itself up: a fresh machine needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint build-check bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+
+# torch is pinned to 2.13.0 (CPU build) in pyproject's extras
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/losskit demo
+
+test: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks examples
+	$(PY) -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+# the wheel must install and import in a clean virtual environment
+build-check: $(STAMP)
+	rm -rf dist build/wheel-venv
+	$(PY) -m build --wheel --outdir dist .
+	$(PYTHON) -m venv build/wheel-venv
+	build/wheel-venv/bin/pip install -q dist/*.whl
+	cd build && wheel-venv/bin/python -c "import losskit, numpy as np; print('wheel ok', losskit.__version__, float(losskit.mse(np.ones(3), np.zeros(3))))"
+	cd build && wheel-venv/bin/losskit --help > /dev/null
+
+clean:
+	rm -rf $(VENV) dist build .pytest_cache

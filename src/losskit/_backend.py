@@ -1,0 +1,128 @@
+"""The one seam between losskit and array libraries.
+
+Every public function resolves the namespace of its array arguments here, once, through
+``array_api_compat``: NumPy, PyTorch, JAX, Dask, array-api-strict and anything else that speaks
+the Python array API.  Low-precision floats are lifted to float32 for the arithmetic and the
+results cast back, and value checks ask here whether an array is concrete (not a JAX tracer,
+not a lazy Dask graph) before they look at its contents.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import array_api_compat
+
+Array = Any  # any array-API array; kept loose so every backend type-checks
+Namespace = Any
+
+__all__ = [
+    "Array",
+    "Namespace",
+    "namespace",
+    "is_array",
+    "is_concrete",
+    "is_floating",
+    "is_integer",
+    "compute_dtype",
+    "lift",
+    "to_python_float",
+]
+
+
+def is_array(x: object) -> bool:
+    """True for an array of any library that ``array_api_compat`` understands."""
+    return array_api_compat.is_array_api_obj(x) and not isinstance(x, (int, float, complex, bool))
+
+
+def _library(x: object) -> str:
+    module = type(x).__module__.split(".")[0]
+    return {"jaxlib": "jax", "array_api_strict": "array_api_strict"}.get(module, module)
+
+
+def namespace(**arrays: object) -> Namespace:
+    """Return the array namespace shared by the named arrays (``None`` values are skipped).
+
+    Raises ``TypeError`` naming the argument when one is not an array, or when the arrays come
+    from different libraries (mixing NumPy and PyTorch in one call is almost always a bug).
+    """
+    present = {name: a for name, a in arrays.items() if a is not None}
+    for name, a in present.items():
+        if not is_array(a):
+            raise TypeError(
+                f"{name} must be an array (NumPy, PyTorch, JAX, Dask, array-api-strict, ...), "
+                f"got {type(a).__name__}"
+            )
+    libraries = {name: _library(a) for name, a in present.items()}
+    if len(set(libraries.values())) > 1:
+        described = ", ".join(f"{n} is {lib}" for n, lib in libraries.items())
+        raise TypeError(f"all arrays in one call must come from the same library; got {described}")
+    try:
+        return array_api_compat.array_namespace(*present.values())
+    except TypeError as exc:  # e.g. torch tensors on two devices
+        raise TypeError(f"arrays {', '.join(present)} cannot be used together: {exc}") from None
+
+
+def _is_jax_tracer(x: object) -> bool:
+    jax = sys.modules.get("jax")
+    if jax is None or not array_api_compat.is_jax_array(x):
+        return False
+    return isinstance(x, jax.core.Tracer)
+
+
+def is_concrete(x: object) -> bool:
+    """True when ``x``'s values can be read now without tracing errors or lazy computation.
+
+    JAX arrays are concrete unless they are tracers (inside ``jit``/``grad``); Dask arrays never
+    are (reading them would compute the graph).  Value checks run only on concrete arrays.
+    """
+    if x is None:
+        return False
+    if array_api_compat.is_jax_array(x):
+        return not _is_jax_tracer(x)
+    if array_api_compat.is_dask_array(x):
+        return False
+    return not array_api_compat.is_lazy_array(x)
+
+
+def is_floating(xp: Namespace, x: Array) -> bool:
+    return xp.isdtype(x.dtype, "real floating")
+
+
+def is_integer(xp: Namespace, x: Array) -> bool:
+    return xp.isdtype(x.dtype, "integral")
+
+
+def _is_low_precision(xp: Namespace, dtype: object) -> bool:
+    if dtype == getattr(xp, "float16", None):
+        return True
+    # bfloat16 is not in the standard; compare by name so every library's spelling matches
+    return "bfloat16" in str(dtype)
+
+
+def compute_dtype(xp: Namespace, dtype: object) -> object:
+    """The dtype the arithmetic runs in: float32 for float16/bfloat16, else ``dtype`` itself."""
+    return xp.float32 if _is_low_precision(xp, dtype) else dtype
+
+
+def lift(xp: Namespace, x: Array | None, dtype: object) -> Array | None:
+    """Cast a floating array to ``dtype`` (the compute dtype); leave others alone."""
+    if x is None or not is_floating(xp, x) or x.dtype == dtype:
+        return x
+    return xp.astype(x, dtype)
+
+
+def to_python_float(x: Array) -> float:
+    """A concrete 0-d array (of any library) as a Python float."""
+    return float(x)
+
+
+def restore(xp: Namespace, x: Array, dtype: object) -> Array:
+    """Cast a result back to the caller's dtype after low-precision lifting."""
+    return x if x.dtype == dtype else xp.astype(x, dtype)
+
+
+def finish(xp: Namespace, dtype: object, value: Array, grads: dict[int, Array]) -> tuple[Array, dict[int, Array]]:
+    """Return ``(value, grads)`` in the caller's dtype (undoing float16/bfloat16 lifting)."""
+    return restore(xp, value, dtype), {k: restore(xp, g, dtype) for k, g in grads.items()}

@@ -1,0 +1,100 @@
+"""The one reduction path: ``none`` / ``sum`` / ``mean`` / ``batchmean``, the ``where=`` mask,
+weights and an explicit ``normalizer``.
+
+A loss computes its per-element value and per-element gradient, builds one :class:`Reducer`,
+and passes *both* through it, so the reduced value and its gradient can never disagree about
+which elements counted or what the mean divided by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._backend import Array, Namespace, is_concrete
+from ._validation import check_number, check_reduction
+
+
+@dataclass(frozen=True)
+class Reducer:
+    """How per-element losses become the returned loss, and how their gradients scale with it."""
+
+    xp: Namespace
+    reduction: str
+    mask: Array | None  # shape of the per-element loss; False elements do not count
+    factor: Array | float  # d(reduced)/d(element) for a counted element
+
+    def value(self, per_element: Array) -> Array:
+        xp = self.xp
+        if self.mask is not None:
+            per_element = xp.where(self.mask, per_element, xp.zeros_like(per_element))
+        if self.reduction == "none":
+            return per_element
+        return xp.sum(per_element) * self.factor
+
+    def grad(self, g: Array, axis: int | None = None) -> Array:
+        """Apply mask and scale to a gradient; ``axis`` is an extra axis of ``g`` (the class
+        axis) that the per-element mask lacks."""
+        xp = self.xp
+        if self.mask is not None:
+            mask = self.mask if axis is None else xp.expand_dims(self.mask, axis=axis)
+            g = xp.where(mask, g, xp.zeros_like(g))
+        if self.reduction == "none":
+            return g
+        return g * self.factor
+
+
+def make_reducer(
+    xp: Namespace,
+    reduction: str,
+    shape: tuple[int, ...],
+    dtype: object,
+    *,
+    where: Array | None = None,
+    weights: Array | None = None,
+    normalizer: float | Array | None = None,
+    batch_size: int | None = None,
+    allowed: tuple[str, ...] = ("mean", "sum", "none"),
+) -> Reducer:
+    """Build the reducer for per-element losses of ``shape``.
+
+    ``mean`` divides by the number of counted elements, or by the sum of ``weights`` over the
+    counted elements when given (PyTorch's weighted mean), or by ``normalizer`` when given.
+    When nothing counts, ``mean`` is 0 with a zero gradient (PyTorch returns NaN).
+    ``batchmean`` divides by ``batch_size`` (the first dimension of the input).
+    """
+    check_reduction(reduction, allowed)
+    mask = None
+    if where is not None:
+        from ._validation import check_broadcastable_to
+
+        if not xp.isdtype(where.dtype, "bool"):
+            raise TypeError(f"where must be a boolean array; got dtype {where.dtype}")
+        check_broadcastable_to(where, shape, "where", "the per-element loss")
+        mask = xp.broadcast_to(where, shape) if tuple(where.shape) != tuple(shape) else where
+    if reduction in ("none", "sum"):
+        return Reducer(xp, reduction, mask, 1.0)
+    if reduction == "batchmean":
+        n = batch_size if batch_size is not None else (shape[0] if shape else 1)
+        return Reducer(xp, reduction, mask, 1.0 / n)
+    if normalizer is not None:
+        if isinstance(normalizer, (int, float)):
+            check_number(normalizer, "normalizer", low=0, low_inclusive=False)
+            return Reducer(xp, reduction, mask, 1.0 / float(normalizer))
+        if is_concrete(normalizer) and not bool(normalizer > 0):
+            raise ValueError(f"normalizer must be > 0; got {float(normalizer)}")
+        return Reducer(xp, reduction, mask, 1.0 / xp.astype(normalizer, dtype))
+    if weights is None and mask is None:
+        n = 1
+        for d in shape:
+            n *= d
+        return Reducer(xp, reduction, mask, 1.0 / n)
+    if weights is None:
+        denominator = xp.sum(xp.astype(mask, dtype))
+    else:
+        w = weights if mask is None else xp.where(mask, weights, xp.zeros_like(weights))
+        denominator = xp.sum(w)
+    # when nothing counts the sum is 0 too, and 0 (with a zero gradient) is the honest answer
+    positive = denominator > 0
+    safe = xp.where(positive, denominator, xp.ones_like(denominator))
+    factor = xp.where(positive, 1.0 / safe, xp.zeros_like(denominator))
+    return Reducer(xp, reduction, mask, factor)

@@ -1,0 +1,156 @@
+"""Input checks shared by every loss.
+
+Shape, dtype and option checks always run.  Checks that read array *values* (probability ranges,
+class indices, NaN targets) run only on concrete arrays, so they never break ``jax.jit``
+tracing and never make a Dask graph compute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ._backend import Array, Namespace, is_concrete, is_floating, is_integer
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: object, allowed: Sequence[str] = REDUCTIONS) -> str:
+    if not isinstance(reduction, str) or reduction not in allowed:
+        raise ValueError(
+            f"reduction must be one of {', '.join(repr(r) for r in allowed)}; got {reduction!r}"
+        )
+    return reduction
+
+
+def check_float_array(xp: Namespace, x: Array, name: str) -> None:
+    if not is_floating(xp, x):
+        raise TypeError(
+            f"{name} must be a real floating-point array (float16, bfloat16, float32 or float64); "
+            f"got dtype {x.dtype}"
+        )
+
+
+def check_integer_array(xp: Namespace, x: Array, name: str) -> None:
+    if not is_integer(xp, x):
+        raise TypeError(f"{name} must hold integer class indices; got dtype {x.dtype}")
+
+
+def check_nonempty(x: Array, name: str) -> None:
+    size = math.prod(d for d in x.shape if d is not None)
+    if size == 0 and all(d is not None for d in x.shape):
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); a loss needs at least one element")
+
+
+def check_same_shape(a: Array, b: Array, name_a: str, name_b: str) -> None:
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(
+            f"{name_b} must have the same shape as {name_a}; got {name_a} {tuple(a.shape)} and "
+            f"{name_b} {tuple(b.shape)} (losskit does not broadcast them: reshape explicitly)"
+        )
+
+
+def broadcast_shape(*shapes: Sequence[int]) -> tuple[int, ...]:
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for dims in zip(*[(1,) * (ndim - len(s)) + tuple(s) for s in shapes]):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            raise ValueError
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def check_broadcastable_to(x: Array, shape: Sequence[int], name: str, target_name: str) -> None:
+    """``x`` must broadcast to ``shape`` without enlarging it."""
+    try:
+        ok = broadcast_shape(tuple(x.shape), tuple(shape)) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name} of shape {tuple(x.shape)} does not broadcast to the shape of {target_name} "
+            f"{tuple(shape)}"
+        )
+
+
+def check_axis(axis: object, ndim: int, name: str = "axis") -> int:
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"{name} must be an int; got {type(axis).__name__}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}={axis} is out of range for an input with {ndim} dimensions")
+    return axis % ndim
+
+
+def check_number(
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """A real Python number in the given interval, or a ValueError saying which interval."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    v = float(value)
+    if math.isnan(v):
+        raise ValueError(f"{name} must not be NaN")
+    bad_low = low is not None and (v < low if low_inclusive else v <= low)
+    bad_high = high is not None and (v > high if high_inclusive else v >= high)
+    if bad_low or bad_high:
+        lo = "(-inf" if low is None else ("[" if low_inclusive else "(") + f"{low:g}"
+        hi = "inf)" if high is None else f"{high:g}" + ("]" if high_inclusive else ")")
+        raise ValueError(f"{name} must be in {lo}, {hi}; got {value!r}")
+    return v
+
+
+# -- value checks: concrete arrays only --------------------------------------------------------
+
+
+def check_no_nan(xp: Namespace, x: Array, name: str) -> None:
+    if is_concrete(x) and is_floating(xp, x) and bool(xp.any(xp.isnan(x))):
+        raise ValueError(f"{name} contains NaN")
+
+
+def check_in_unit_interval(xp: Namespace, x: Array, name: str) -> None:
+    if not is_concrete(x):
+        return
+    if bool(xp.any(xp.isnan(x))):
+        raise ValueError(f"{name} contains NaN; expected probabilities in [0, 1]")
+    if bool(xp.any((x < 0) | (x > 1))):
+        lo, hi = float(xp.min(x)), float(xp.max(x))
+        raise ValueError(
+            f"{name} must hold probabilities in [0, 1]; got values in [{lo:g}, {hi:g}] "
+            "(pass logits to the *_with_logits variant instead)"
+        )
+
+
+def check_class_indices(
+    xp: Namespace, target: Array, num_classes: int, ignore_index: int | None, name: str = "target"
+) -> None:
+    if not is_concrete(target):
+        return
+    if ignore_index is None:
+        counted = target
+    else:  # ignored positions are replaced by a valid index so they never trip the check
+        counted = xp.where(target == ignore_index, xp.zeros_like(target), target)
+    lo, hi = int(xp.min(counted)), int(xp.max(counted))
+    if lo < 0 or hi >= num_classes:
+        bad = lo if lo < 0 else hi
+        ignored = "" if ignore_index is None else f" other than ignore_index={ignore_index}"
+        raise ValueError(
+            f"{name} holds class index {bad}{ignored}, outside [0, {num_classes - 1}] "
+            f"for {num_classes} classes"
+        )
+
+
+def check_values_in(xp: Namespace, x: Array, allowed: Sequence[float], name: str) -> None:
+    if not is_concrete(x):
+        return
+    ok = xp.zeros(x.shape, dtype=xp.bool)
+    for v in allowed:
+        ok = ok | (x == v)
+    if not bool(xp.all(ok)):
+        raise ValueError(f"{name} must only hold the values {list(allowed)}")

@@ -1,0 +1,1 @@
+"""Subcommands of the ``losskit`` CLI, one module each (see :mod:`losskit.cli`)."""
