@@ -95,10 +95,10 @@ def is_integer(xp: Namespace, x: Array) -> bool:
 
 
 def _is_low_precision(xp: Namespace, dtype: object) -> bool:
-    if dtype == getattr(xp, "float16", None):
-        return True
-    # bfloat16 is not in the standard; compare by name so every library's spelling matches
-    return "bfloat16" in str(dtype)
+    # compare by name: bfloat16 is not in the standard, some namespaces lack float16, and
+    # NumPy dtypes compare equal to None (so getattr(xp, "float16", None) would match float64)
+    name = str(dtype).rsplit(".", 1)[-1].strip("'>")
+    return name in ("float16", "bfloat16", "half")
 
 
 def compute_dtype(xp: Namespace, dtype: object) -> object:

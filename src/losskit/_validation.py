@@ -107,19 +107,26 @@ def check_number(
 
 
 # -- value checks: concrete arrays only --------------------------------------------------------
+# Inside jax.jit even operations on concrete arrays are traced, so each check also asks
+# whether its own result can be read before reading it.
+
+
+def _true(flag: Array) -> bool:
+    """Read a 0-d boolean check result, or False when it cannot be read now (traced)."""
+    return is_concrete(flag) and bool(flag)
 
 
 def check_no_nan(xp: Namespace, x: Array, name: str) -> None:
-    if is_concrete(x) and is_floating(xp, x) and bool(xp.any(xp.isnan(x))):
+    if is_concrete(x) and is_floating(xp, x) and _true(xp.any(xp.isnan(x))):
         raise ValueError(f"{name} contains NaN")
 
 
 def check_in_unit_interval(xp: Namespace, x: Array, name: str) -> None:
     if not is_concrete(x):
         return
-    if bool(xp.any(xp.isnan(x))):
+    if _true(xp.any(xp.isnan(x))):
         raise ValueError(f"{name} contains NaN; expected probabilities in [0, 1]")
-    if bool(xp.any((x < 0) | (x > 1))):
+    if _true(xp.any((x < 0) | (x > 1))):
         lo, hi = float(xp.min(x)), float(xp.max(x))
         raise ValueError(
             f"{name} must hold probabilities in [0, 1]; got values in [{lo:g}, {hi:g}] "
@@ -136,7 +143,10 @@ def check_class_indices(
         counted = target
     else:  # ignored positions are replaced by a valid index so they never trip the check
         counted = xp.where(target == ignore_index, xp.zeros_like(target), target)
-    lo, hi = int(xp.min(counted)), int(xp.max(counted))
+    lo, hi = xp.min(counted), xp.max(counted)
+    if not is_concrete(lo):
+        return
+    lo, hi = int(lo), int(hi)
     if lo < 0 or hi >= num_classes:
         bad = lo if lo < 0 else hi
         ignored = "" if ignore_index is None else f" other than ignore_index={ignore_index}"
@@ -152,5 +162,5 @@ def check_values_in(xp: Namespace, x: Array, allowed: Sequence[float], name: str
     ok = xp.zeros(x.shape, dtype=xp.bool)
     for v in allowed:
         ok = ok | (x == v)
-    if not bool(xp.all(ok)):
+    if is_concrete(ok) and not bool(xp.all(ok)):
         raise ValueError(f"{name} must only hold the values {list(allowed)}")
