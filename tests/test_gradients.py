@@ -50,7 +50,9 @@ def test_torch_autograd_flows_through_losskit(case, rng):
     n = case.grad_argnums[0]
     t_args = list(t_args)
     t_args[n] = t_args[n].clone().requires_grad_(True)
-    value = case.fn(*t_args, reduction="mean" if "mean" in case.reductions else case.reductions[0], **t_kwargs)
+    value = case.fn(
+        *t_args, reduction="mean" if "mean" in case.reductions else case.reductions[0], **t_kwargs
+    )
     assert isinstance(value, torch.Tensor) and value.requires_grad
     (autograd,) = torch.autograd.grad(value, t_args[n])
     _, analytic = lk.value_and_grad(case.fn, argnums=n)(

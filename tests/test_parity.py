@@ -27,10 +27,10 @@ def test_analytic_gradient_matches_reference_autograd(case, reduction, rng):
     expected = reference_grads(case, args, kwargs, reduction, case.grad_argnums)
     if expected is None:
         pytest.skip("no autograd reference; finite differences cover this case")
-    value, grads = lk.value_and_grad(case.fn, argnums=case.grad_argnums)(
-        *args, reduction=reduction, **kwargs
-    )
+    value, grads = lk.value_and_grad(case.fn, argnums=case.grad_argnums)(*args, reduction=reduction, **kwargs)
     for n, ours, ref in zip(case.grad_argnums, grads, expected):
         assert ours.shape == args[n].shape
         np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-9, err_msg=f"argnum {n}")
-    np.testing.assert_allclose(np.asarray(value), reference_value(case, args, kwargs, reduction), rtol=case.rtol, atol=case.atol)
+    np.testing.assert_allclose(
+        np.asarray(value), reference_value(case, args, kwargs, reduction), rtol=case.rtol, atol=case.atol
+    )

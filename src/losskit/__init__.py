@@ -7,40 +7,53 @@ returns the caller's array type; every loss has an analytic gradient through
 
 from __future__ import annotations
 
-from ._catalog import LossInfo, catalog, lookup
-from ._gradients import grad, value_and_grad
-from .activations import log_sigmoid, log_softmax, logsumexp, sigmoid, softmax, softplus, tanh
-from .classification import binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, nll
-from .divergence import kl_div
-from .regression import huber, l1, mae, mse, smooth_l1
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "LossInfo",
-    "catalog",
-    "lookup",
-    "grad",
-    "value_and_grad",
-    # output layers
-    "sigmoid",
-    "log_sigmoid",
-    "softplus",
-    "softmax",
-    "log_softmax",
-    "logsumexp",
-    "tanh",
-    # regression
-    "mse",
-    "mae",
-    "l1",
-    "huber",
-    "smooth_l1",
-    # classification
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "cross_entropy",
-    "nll",
-    # divergence
-    "kl_div",
+# Each family module declares its public names in __all__; they are all re-exported here.
+from . import (
+    activations,
+    classification,
+    classification_variants,
+    contrastive,
+    divergence,
+    margin,
+    penalties,
+    ranking,
+    regression,
+    segmentation,
+    sequence,
+    sparsemax,
+)
+from ._catalog import LossInfo, catalog, lookup
+from ._gradients import grad, value_and_grad
+from .activations import *  # noqa: F403
+from .classification import *  # noqa: F403
+from .classification_variants import *  # noqa: F403
+from .contrastive import *  # noqa: F403
+from .divergence import *  # noqa: F403
+from .margin import *  # noqa: F403
+from .penalties import *  # noqa: F403
+from .ranking import *  # noqa: F403
+from .regression import *  # noqa: F403
+from .segmentation import *  # noqa: F403
+from .sequence import *  # noqa: F403
+from .sparsemax import *  # noqa: F403
+
+_FAMILY_MODULES = (
+    activations,
+    regression,
+    classification,
+    classification_variants,
+    margin,
+    sparsemax,
+    divergence,
+    contrastive,
+    ranking,
+    segmentation,
+    sequence,
+    penalties,
+)
+
+__all__ = ["LossInfo", "catalog", "lookup", "grad", "value_and_grad"] + [
+    name for module in _FAMILY_MODULES for name in module.__all__
 ]

@@ -123,6 +123,8 @@ def restore(xp: Namespace, x: Array, dtype: object) -> Array:
     return x if x.dtype == dtype else xp.astype(x, dtype)
 
 
-def finish(xp: Namespace, dtype: object, value: Array, grads: dict[int, Array]) -> tuple[Array, dict[int, Array]]:
+def finish(
+    xp: Namespace, dtype: object, value: Array, grads: dict[int, Array]
+) -> tuple[Array, dict[int, Array]]:
     """Return ``(value, grads)`` in the caller's dtype (undoing float16/bfloat16 lifting)."""
     return restore(xp, value, dtype), {k: restore(xp, g, dtype) for k, g in grads.items()}

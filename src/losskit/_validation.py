@@ -17,9 +17,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 def check_reduction(reduction: object, allowed: Sequence[str] = REDUCTIONS) -> str:
     if not isinstance(reduction, str) or reduction not in allowed:
-        raise ValueError(
-            f"reduction must be one of {', '.join(repr(r) for r in allowed)}; got {reduction!r}"
-        )
+        raise ValueError(f"reduction must be one of {', '.join(repr(r) for r in allowed)}; got {reduction!r}")
     return reduction
 
 

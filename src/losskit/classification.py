@@ -236,15 +236,13 @@ def _class_targets(xp, input, target, axis, ignore_index, weight, where, name="t
         indices = False
     else:
         raise TypeError(
-            f"{name} must be integer class indices or floating class probabilities; "
-            f"got dtype {target.dtype}"
+            f"{name} must be integer class indices or floating class probabilities; got dtype {target.dtype}"
         )
     if weight is not None:
         check_float_array(xp, weight, "weight")
         if tuple(weight.shape) != (num_classes,):
             raise ValueError(
-                f"weight must have shape ({num_classes},), one weight per class; "
-                f"got {tuple(weight.shape)}"
+                f"weight must have shape ({num_classes},), one weight per class; got {tuple(weight.shape)}"
             )
     return axis, num_classes, sample_shape, indices
 
@@ -432,9 +430,7 @@ def nll(
     xp = namespace(input=input, target=target, weight=weight, where=where)
     if not is_integer(xp, target):
         raise TypeError(f"target must hold integer class indices; got dtype {target.dtype}")
-    axis, num_classes, sample_shape, _ = _class_targets(
-        xp, input, target, axis, ignore_index, weight, where
-    )
+    axis, num_classes, sample_shape, _ = _class_targets(xp, input, target, axis, ignore_index, weight, where)
     out_dtype = input.dtype
     dtype = compute_dtype(xp, out_dtype)
     log_p = xp.moveaxis(lift(xp, input, dtype), axis, -1)
@@ -446,9 +442,7 @@ def nll(
         w_t = _class_weights(xp, xp.astype(weight, dtype), safe_t, valid, sample_shape)
     value = -picked if w_t is None else -w_t * picked
     mask = valid if where is None else (valid & where)
-    reducer = make_reducer(
-        xp, reduction, sample_shape, dtype, where=mask, weights=w_t, normalizer=normalizer
-    )
+    reducer = make_reducer(xp, reduction, sample_shape, dtype, where=mask, weights=w_t, normalizer=normalizer)
     grads = {}
     if 0 in wrt:
         g = -_one_hot(xp, safe_t, num_classes, dtype)

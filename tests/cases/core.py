@@ -37,7 +37,7 @@ def _regression(name, fn, torch_name, **options):
         make_args=lambda rng: ((rng.normal(size=(4, 5)) * 2, rng.normal(size=(4, 5))), dict(options)),
         reference=lambda a, k, r: getattr(_F(), torch_name)(*a, reduction=r, **k),
         grad_argnums=(0, 1),
-        perfect=lambda rng: ((lambda y: ((y.copy(), y), dict(options)))(rng.normal(size=(3, 4)))),
+        perfect=lambda rng: (lambda y: ((y.copy(), y), dict(options)))(rng.normal(size=(3, 4))),
     )
 
 

@@ -1,0 +1,5 @@
+"""classification_variants losses."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
