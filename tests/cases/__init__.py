@@ -38,6 +38,8 @@ class Case:
       backends: backends the case runs on (a custom callable argument may restrict it).
       nonnegative: the loss is >= 0 everywhere.
       perfect: ``rng -> (args, kwargs)`` of a perfect prediction, where the loss is exactly 0.
+      zero_grad_at_perfect: the gradient vanishes at ``perfect`` too (False for losses of
+        log-probabilities, whose unconstrained gradient there is not 0).
       fd_eps / fd_rtol: finite-difference step and tolerance (non-smooth losses may need care).
       rtol: parity tolerance.
     """
@@ -53,6 +55,7 @@ class Case:
     backends: tuple[str, ...] = ("numpy", "torch", "jax", "array_api_strict", "dask")
     nonnegative: bool = True
     perfect: Callable[[np.random.Generator], Args] | None = None
+    zero_grad_at_perfect: bool = True
     fd_eps: float = 1e-6
     fd_rtol: float = 1e-5
     rtol: float = 1e-7
