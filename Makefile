@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint build-check bench clean
+.PHONY: demo test lint build-check bench readme clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/losskit demo
 
 test: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks examples
+	$(PY) -m ruff check src tests benchmarks examples tools
 	$(PY) -m pytest -n 2 -q
 
 bench: $(STAMP)
@@ -36,3 +36,7 @@ build-check: $(STAMP)
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache
+
+# the README's loss table is generated from losskit.catalog()
+readme: $(STAMP)
+	$(PY) tools/update_readme.py

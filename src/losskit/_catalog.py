@@ -92,3 +92,21 @@ def lookup(name: str) -> LossInfo:
         return _CATALOG[name]
     except KeyError:
         raise KeyError(f"unknown loss {name!r}; known losses: {', '.join(sorted(_CATALOG))}") from None
+
+
+def markdown_table() -> str:
+    """The catalog as the Markdown table the README shows (kept in sync by a test)."""
+
+    def cell(text: str | None) -> str:
+        return "—" if not text else f"`{text}`".replace("|", "\\|")
+
+    lines = [
+        "| loss | family | prediction | formula | PyTorch | Optax | Keras |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for info in catalog():
+        lines.append(
+            f"| `{info.name}` | {info.family} | {info.input_space} | {cell(info.formula)} | "
+            f"{cell(info.torch)} | {cell(info.optax)} | {cell(info.keras)} |"
+        )
+    return "\n".join(lines)

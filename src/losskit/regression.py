@@ -74,7 +74,7 @@ def _mae_core(xp, x, y, need_grad):
     input_space="values",
     formula="|x - y|",
     torch="F.l1_loss",
-    optax="optax.losses.l1_loss (via abs)",
+    optax=None,
     keras="MeanAbsoluteError",
 )
 @loss_function
