@@ -35,12 +35,27 @@ class Reducer:
         """Apply mask and scale to a gradient; ``axis`` is an extra axis of ``g`` (the class
         axis) that the per-element mask lacks."""
         xp = self.xp
+        if axis is not None:
+            # one multiply by a per-sample scale is far cheaper than a where over every class
+            scale = self.sample_scale(g.dtype)
+            if scale is None:
+                return g if self.reduction == "none" else g * self.factor
+            return g * xp.expand_dims(scale, axis=axis)
         if self.mask is not None:
-            mask = self.mask if axis is None else xp.expand_dims(self.mask, axis=axis)
-            g = xp.where(mask, g, xp.zeros_like(g))
+            g = xp.where(self.mask, g, xp.zeros_like(g))
         if self.reduction == "none":
             return g
         return g * self.factor
+
+    def sample_scale(self, dtype: object) -> Array | None:
+        """d(reduced)/d(element) per element (0 where masked), or None when it is a plain
+        scalar factor with no mask."""
+        if self.mask is None:
+            return None
+        xp = self.xp
+        factor = 1.0 if self.reduction == "none" else self.factor
+        one = xp.ones(self.mask.shape, dtype=dtype)
+        return xp.where(self.mask, one * factor, xp.zeros_like(one))
 
 
 def make_reducer(

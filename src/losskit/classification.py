@@ -37,7 +37,7 @@ from ._validation import (
     check_nonempty,
     check_number,
 )
-from .activations import _logsumexp, _softplus
+from .activations import _row_max, _softplus
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "nll"]
 
@@ -360,18 +360,26 @@ def cross_entropy(
     if temperature != 1.0:
         x = x / temperature
     w = None if weight is None else xp.astype(weight, dtype)
-    lse = _logsumexp(xp, x, -1, keepdims=True)
-    log_p = x - lse
-    lse = xp.squeeze(lse, axis=-1)
+    # the shifted exponentials serve the value (through their sum) and the gradient (the
+    # softmax), so neither log_softmax nor a one-hot matrix is materialised
+    m = _row_max(xp, x, -1)
+    e = xp.exp(x - m)
+    total = xp.sum(e, axis=-1, keepdims=True)
+    lse_k = m + xp.log(total)
+    lse = xp.squeeze(lse_k, axis=-1)
 
     if indices:
         valid = target != ignore_index
         safe_t = xp.where(valid, target, xp.zeros_like(target))
-        picked = _gather_classes(xp, log_p, safe_t, num_classes)
+        picked = _gather_classes(xp, x, safe_t, num_classes) - lse  # log p of the target
         w_t = None if w is None else _class_weights(xp, w, safe_t, valid, sample_shape)
         value = -picked if w_t is None else -w_t * picked
         if eps > 0:
-            smooth = -(xp.sum(log_p, axis=-1) if w is None else xp.sum(log_p * w, axis=-1))
+            # -sum_c w_c log p_c = lse * sum_c w_c - sum_c w_c x_c
+            if w is None:
+                smooth = num_classes * lse - xp.sum(x, axis=-1)
+            else:
+                smooth = xp.sum(w) * lse - xp.sum(x * w, axis=-1)
             value = (1.0 - eps) * value + (eps / num_classes) * smooth
         mask = valid if where is None else (valid & where)
         mean_weights = w_t
@@ -380,7 +388,7 @@ def cross_entropy(
         if eps > 0:
             q = (1.0 - eps) * q + eps / num_classes
         wq = q if w is None else q * w
-        value = -xp.sum(wq * log_p, axis=-1)
+        value = -xp.sum(wq * (x - lse_k), axis=-1)
         mask = where
         mean_weights = None
     if z_coef > 0:
@@ -391,19 +399,20 @@ def cross_entropy(
     loss = reducer.value(value)
     grads = {}
     if 0 in wrt:
-        p = xp.exp(log_p)
+        p = e / total
         if indices:
-            onehot = _one_hot(xp, safe_t, num_classes, dtype)
-            scale = 1.0 - eps
-            coef = scale if w_t is None else scale * xp.expand_dims(w_t, axis=-1)
-            g = coef * (p - onehot)
+            # (1 - eps) w_t (p - onehot): the one-hot subtraction is a single where
+            is_target = xp.expand_dims(safe_t, axis=-1) == xp.arange(num_classes, dtype=safe_t.dtype)
+            g = xp.where(is_target, p - 1.0, p)
+            if w_t is not None:
+                g = g * xp.expand_dims(w_t, axis=-1)
             if eps > 0:
                 total_w = float(num_classes) if w is None else xp.sum(w)
-                g = g + (eps / num_classes) * (p * total_w - (1.0 if w is None else w))
+                g = (1.0 - eps) * g + (eps / num_classes) * (p * total_w - (1.0 if w is None else w))
         else:
             g = p * xp.sum(wq, axis=-1, keepdims=True) - wq
         if z_coef > 0:
-            g = g + (2.0 * z_coef) * xp.expand_dims(lse, axis=-1) * p
+            g = g + (2.0 * z_coef) * lse_k * p
         if temperature != 1.0:
             g = g / temperature
         grads[0] = xp.moveaxis(reducer.grad(g, axis=-1), -1, axis)
