@@ -16,6 +16,7 @@ from . import (
     classification_variants,
     contrastive,
     divergence,
+    linear,
     margin,
     penalties,
     ranking,
@@ -31,6 +32,7 @@ from .classification import *  # noqa: F403
 from .classification_variants import *  # noqa: F403
 from .contrastive import *  # noqa: F403
 from .divergence import *  # noqa: F403
+from .linear import *  # noqa: F403
 from .margin import *  # noqa: F403
 from .penalties import *  # noqa: F403
 from .ranking import *  # noqa: F403
@@ -44,6 +46,7 @@ _FAMILY_MODULES = (
     regression,
     classification,
     classification_variants,
+    linear,
     margin,
     sparsemax,
     divergence,
