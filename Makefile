@@ -29,6 +29,7 @@ bench: $(STAMP)
 build-check: $(STAMP)
 	rm -rf dist build/wheel-venv
 	$(PY) -m build --wheel --outdir dist .
+	$(PY) -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); sys.exit(0 if 'losskit/py.typed' in names else 'py.typed missing from the wheel')"
 	$(PYTHON) -m venv build/wheel-venv
 	build/wheel-venv/bin/pip install -q dist/*.whl
 	cd build && wheel-venv/bin/python -c "import losskit, numpy as np; print('wheel ok', losskit.__version__, float(losskit.mse(np.ones(3), np.zeros(3))))"

@@ -55,3 +55,21 @@ def test_core_losses_are_catalogued():
         "kl_div",
     ]:
         assert name in names
+
+
+def test_public_api_is_fully_annotated():
+    import typing
+
+    for name in lk.__all__:
+        obj = getattr(lk, name)
+        if not inspect.isfunction(obj):
+            continue
+        signature = inspect.signature(obj)
+        missing = [
+            p
+            for p in signature.parameters.values()
+            if p.annotation is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD,)
+        ]
+        assert not missing, f"{name}: parameters without type hints: {[p.name for p in missing]}"
+        assert signature.return_annotation is not inspect.Signature.empty, f"{name} lacks a return annotation"
+        assert typing.get_type_hints(obj) is not None
