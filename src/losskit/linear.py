@@ -47,8 +47,9 @@ def auto_chunk_size(n_rows: int, num_classes: int, itemsize: int = 4) -> int:
     return max(1, min(n_rows, rows))
 
 
-def check_linear_ce_args(xp, input, weight, target, bias, ignore_index, label_smoothing, z_loss,
-                         softcap, reduction, chunk_size):
+def check_linear_ce_args(
+    xp, input, weight, target, bias, ignore_index, label_smoothing, z_loss, softcap, reduction, chunk_size
+):
     """Validate :func:`linear_cross_entropy`'s arguments; return the normalised options."""
     check_float_array(xp, input, "input")
     check_float_array(xp, weight, "weight")
@@ -155,7 +156,16 @@ def linear_cross_entropy(
     """
     xp = namespace(input=input, weight=weight, target=target, bias=bias)
     num_classes, eps, z, cap = check_linear_ce_args(
-        xp, input, weight, target, bias, ignore_index, label_smoothing, z_loss, softcap, reduction,
+        xp,
+        input,
+        weight,
+        target,
+        bias,
+        ignore_index,
+        label_smoothing,
+        z_loss,
+        softcap,
+        reduction,
         chunk_size,
     )
     out_dtype = xp.result_type(input.dtype, weight.dtype)
