@@ -1,0 +1,90 @@
+"""Which columns (or TensorBoard tags) of a log hold the train and the validation loss."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = ["normalise", "pick_loss_columns", "VAL_TOKENS"]
+
+VAL_TOKENS = ("val", "valid", "validation", "eval", "evaluation", "dev")
+TRAIN_TOKENS = ("train", "training", "trn")
+# loss-like names that are not the loss being optimised
+_NOT_LOSS = ("scale", "scaler", "weight", "coef", "runtime", "lr")
+
+# preferred spellings, best first (after normalisation)
+TRAIN_PREFERRED = (
+    "train_loss",
+    "loss_train",
+    "training_loss",
+    "train_loss_step",
+    "train_epoch_loss",
+    "epoch_loss_train",
+    "train_loss_epoch",
+    "loss",
+    "epoch_loss",
+    "batch_loss",
+)
+VAL_PREFERRED = (
+    "val_loss",
+    "loss_val",
+    "validation_loss",
+    "valid_loss",
+    "eval_loss",
+    "loss_validation",
+    "val_loss_epoch",
+    "validation_epoch_loss",
+    "epoch_loss_validation",
+)
+
+
+def normalise(name: str) -> str:
+    """``"Validation/Loss"`` -> ``"validation_loss"``: lower case, separators to ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _tokens(name: str) -> set[str]:
+    return set(normalise(name).split("_"))
+
+
+def _is_loss(name: str) -> bool:
+    toks = _tokens(name)
+    return "loss" in toks and not (toks & set(_NOT_LOSS)) and "test" not in toks
+
+
+def _rank(name: str, preferred: Sequence[str]) -> tuple[int, int]:
+    n = normalise(name)
+    return (preferred.index(n) if n in preferred else len(preferred), len(n))
+
+
+def pick_loss_columns(
+    names: Sequence[str], train: str | None = None, val: str | None = None
+) -> tuple[str, str | None]:
+    """Choose the train-loss and validation-loss columns among ``names``.
+
+    Explicit ``train``/``val`` names win (``ValueError`` if absent).  Otherwise a column whose
+    name contains the word ``loss`` and a validation word (``val``, ``valid``, ``validation``,
+    ``eval``, ``dev``) is the validation loss, and a loss column without one (and not ``test``)
+    is the train loss; well-known spellings (``train_loss``, ``loss``, ``val_loss``,
+    ``eval_loss``, ``validation/loss``, ...) are preferred.  Raises ``ValueError`` when no
+    train-loss column exists.
+    """
+    names = list(names)
+    for given, what in ((train, "train"), (val, "validation")):
+        if given is not None and given not in names:
+            raise ValueError(
+                f"no {what} loss column {given!r} in the log; columns: {', '.join(names) or 'none'}"
+            )
+    losses = [n for n in names if _is_loss(n)]
+    vals = [n for n in losses if _tokens(n) & set(VAL_TOKENS)]
+    trains = [n for n in losses if n not in vals]
+    if train is None:
+        if not trains:
+            raise ValueError(
+                "no train loss column found (looked for names like 'loss', 'train_loss', 'train/loss'); "
+                f"columns: {', '.join(names) or 'none'}; name it explicitly"
+            )
+        train = min(trains, key=lambda n: _rank(n, TRAIN_PREFERRED))
+    if val is None and vals:
+        val = min(vals, key=lambda n: _rank(n, VAL_PREFERRED))
+    return train, val

@@ -1,0 +1,832 @@
+"""Diagnose a training history: is this loss curve healthy, and if not, what went wrong when?
+
+:func:`diagnose` reads a training loss (per step or per epoch) and an optional validation loss,
+and returns :class:`Finding` objects, each with a ``kind``, where it starts (``step`` and/or
+``epoch``, as logged), a ``severity`` (``"error"``, ``"warning"``, ``"info"``) and a sentence a
+person can act on.
+
+How each kind is decided (the thresholds are the module constants named in capitals; every
+test runs on a robust smoothing of the curve, so minibatch noise does not raise alarms):
+
+- ``nan``: the first non-finite train or validation loss.  Everything after it is ignored.
+- ``bad_init`` / ``init_ok``: the starting train loss (the median of the first
+  ``INIT_POINTS`` points of a long per-step log, else the first) against the baseline (the loss of the best
+  constant guess, e.g. ln K for K classes; see :func:`losskit.baseline_loss`).  Above
+  ``1 + INIT_TOLERANCE`` times the baseline is ``bad_init`` (an over-confident initialisation:
+  scale down the output layer's weights, zero its bias), an error above
+  ``BAD_INIT_ERROR_RATIO`` times; below ``BAD_INIT_LOW_RATIO`` times is suspicious too.  Within
+  ``INIT_TOLERANCE`` (relative) it is ``init_ok``.
+- ``divergence``: after its minimum, the smoothed train loss rises by more than
+  ``DIVERGE_REL`` of that minimum (and more than ``DIVERGE_Z`` noise deviations) and stays up.
+  An error when it ends above where it started.
+- ``spike``: a point more than ``SPIKE_Z`` robust deviations (and ``SPIKE_REL`` relatively)
+  above the running median that comes back down within a few points.
+- ``plateau``: over a window of ``PLATEAU_FRACTION`` of the run (at least
+  ``PLATEAU_MIN_POINTS`` points) the smoothed loss improves by less than ``PLATEAU_REL`` of its
+  level (or less than the noise).  At the start of the run it means no learning; at the end at
+  a level above ``UNDERFIT_FRACTION`` of the baseline (of the starting loss when no baseline is
+  known) it means stuck; in the middle it is reported as a stall.  A flat end at a lower
+  level is ``converged`` (info) instead.
+- ``overfitting``: the (smoothed) validation loss reaches its minimum, then rises by more than
+  ``OVERFIT_REL`` of it while the train loss keeps falling; the finding sits at the epoch of
+  the validation minimum (the checkpoint to keep).
+- ``underfitting``: at the end, train (and validation) loss are still above
+  ``UNDERFIT_FRACTION`` of the baseline.
+- ``healthy``: no warning or error (info findings such as ``init_ok`` may accompany it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .baseline import task_baseline
+
+__all__ = [
+    "Finding",
+    "Series",
+    "History",
+    "as_history",
+    "diagnose",
+    "KINDS",
+    "SEVERITIES",
+]
+
+KINDS = (
+    "nan",
+    "bad_init",
+    "init_ok",
+    "divergence",
+    "spike",
+    "plateau",
+    "overfitting",
+    "underfitting",
+    "converged",
+    "healthy",
+)
+SEVERITIES = ("error", "warning", "info")
+
+# -- thresholds ----------------------------------------------------------------------------
+INIT_TOLERANCE = 0.2  # |start / baseline - 1| <= 0.2 is "close to the baseline"
+INIT_POINTS = 5  # the start is the median of the first min(5, n // 50) points (at least 1)
+BAD_INIT_ERROR_RATIO = 3.0  # start > 3x baseline: an error, not a warning
+BAD_INIT_LOW_RATIO = 0.5  # start < 0.5x baseline: suspicious (leak, wrong K, late first log)
+DIVERGE_REL = 0.25  # rise after the minimum, relative to the minimum
+DIVERGE_Z = 6.0  # ... and in noise deviations of the smoothed curve
+DIVERGE_PERSIST = 0.9  # fraction of the points after onset that must stay up
+EXPLODE_RATIO = 10.0  # a raw value above 10x the start: "exploding"
+SPIKE_Z = 6.0  # robust z-score of a point above the running median
+SPIKE_REL = 0.1  # ... and at least 10% above it
+SPIKE_WINDOW = 9  # running-median window (points)
+MAX_SPIKES = 5  # spikes reported one by one; more are summarised
+NOISE_WINDOW = 51  # points over which the local noise level is measured
+PLATEAU_FRACTION = 0.15  # the window: 15% of the run
+PLATEAU_MIN_POINTS = 5
+PLATEAU_REL = 0.01  # less than 1% improvement over the window
+PLATEAU_Z = 3.0
+STALL_RESUME_REL = 0.25  # a mid-run stall counts only if the loss then falls 25% further
+OVERFIT_MIN_POINTS = 4  # validation points needed
+OVERFIT_REL = 0.05  # validation rise above its minimum, relative
+OVERFIT_Z = 3.0
+UNDERFIT_FRACTION = 0.8  # final loss above 80% of the baseline
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing :func:`diagnose` noticed.
+
+    Attributes:
+      kind: one of :data:`KINDS`.
+      severity: ``"error"``, ``"warning"`` or ``"info"``.
+      step: the step where it starts (as logged), or ``None`` when the log has no steps.
+      epoch: the epoch where it starts (as logged), or ``None``.
+      message: what happened and what to do about it.
+      value: the loss at that point, when there is one (for plots).
+    """
+
+    kind: str
+    severity: str
+    step: int | float | None
+    epoch: int | float | None
+    message: str
+    value: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: ``kind``, ``severity``, ``step``, ``epoch``, ``message``."""
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "step": self.step,
+            "epoch": self.epoch,
+            "message": self.message,
+        }
+
+
+@dataclass
+class Series:
+    """One logged loss curve: values with their steps and/or epochs (``None`` when not logged)."""
+
+    value: np.ndarray
+    step: np.ndarray | None = None
+    epoch: np.ndarray | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.value = np.asarray(self.value, dtype=np.float64).reshape(-1)
+        n = self.value.size
+        for attr in ("step", "epoch"):
+            a = getattr(self, attr)
+            if a is not None:
+                a = np.asarray(a, dtype=np.float64).reshape(-1)
+                if a.size != n:
+                    raise ValueError(f"{self.name or 'series'}: {attr} has {a.size} entries for {n} values")
+                if np.isnan(a).any():
+                    a = None
+                setattr(self, attr, a)
+        order = np.argsort(self.position, kind="stable")
+        if np.any(order != np.arange(n)):
+            self.value = self.value[order]
+            self.step = None if self.step is None else self.step[order]
+            self.epoch = None if self.epoch is None else self.epoch[order]
+
+    def __len__(self) -> int:
+        return int(self.value.size)
+
+    @property
+    def position(self) -> np.ndarray:
+        """Step if logged, else epoch, else the index."""
+        for a in (self.step, self.epoch):
+            if a is not None:
+                return a
+        return np.arange(self.value.size, dtype=np.float64)
+
+    def at(self, i: int) -> tuple[int | float | None, int | float | None]:
+        """(step, epoch) of point ``i``, as plain Python numbers."""
+        return _num(None if self.step is None else self.step[i]), _num(
+            None if self.epoch is None else self.epoch[i]
+        )
+
+
+def _num(x: Any) -> int | float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return int(x) if x.is_integer() else x
+
+
+@dataclass
+class History:
+    """A training history: the train loss and, optionally, the validation loss.
+
+    ``format`` says where it came from (``"python"`` or a log format read by
+    :func:`losskit.diagnostics.read_log`); ``columns`` names the columns/tags used.
+    """
+
+    train: Series
+    val: Series | None = None
+    format: str = "python"
+    columns: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.train) == 0:
+            raise ValueError("the training history is empty: no train loss values")
+        if self.val is not None and len(self.val) == 0:
+            self.val = None
+
+
+def _series_from(values: Any, name: str) -> Series:
+    if isinstance(values, Series):
+        return values
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    return Series(arr, name=name)
+
+
+def as_history(history: Any) -> History:
+    """Coerce what people have at hand into a :class:`History`.
+
+    Accepts a :class:`History`; a sequence or 1-D array of train losses; a Keras ``History``
+    (its ``.history`` dict); or a mapping of columns, e.g. ``{"loss": [...], "val_loss": [...]}``
+    or ``{"train": [...], "val": [...]}``, with optional ``"step"``/``"epoch"`` columns.  When
+    the train column is longer than the validation column by a whole factor, validation is
+    taken as logged at the end of each epoch.
+    """
+    if isinstance(history, History):
+        return history
+    if hasattr(history, "history") and isinstance(history.history, Mapping):  # keras.callbacks.History
+        history = dict(history.history)
+    if isinstance(history, Mapping):
+        return _history_from_mapping(history)
+    if isinstance(history, (str, bytes)):
+        raise TypeError(
+            "history must be loss values, a mapping of columns or a History; to read a log "
+            "file use losskit.diagnostics.read_log(path)"
+        )
+    try:
+        values = np.asarray(history, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"history must be a sequence of losses, a mapping of columns or a History; "
+            f"got {type(history).__name__}"
+        ) from None
+    if values.ndim != 1:
+        raise ValueError(f"a history of losses must be 1-D; got shape {values.shape}")
+    return History(Series(values, step=np.arange(values.size), name="train"))
+
+
+def _history_from_mapping(columns: Mapping[str, Any]) -> History:
+    from ._columns import pick_loss_columns
+
+    names = [str(k) for k in columns]
+    train_name, val_name = pick_loss_columns(names)
+    lowered = {n.lower(): n for n in names}
+    data = {
+        str(k): np.asarray(v, dtype=np.float64).reshape(-1)
+        for k, v in columns.items()
+        if isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str)
+    }
+    train = data[train_name]
+    step = data.get(lowered.get("step", ""), None) if "step" in lowered else None
+    epoch = data.get(lowered.get("epoch", ""), None) if "epoch" in lowered else None
+
+    def aligned(a: np.ndarray | None, n: int) -> np.ndarray | None:
+        return a if a is not None and a.size == n else None
+
+    t = Series(train, aligned(step, train.size), aligned(epoch, train.size), name=train_name)
+    v = None
+    if val_name is not None:
+        val = data[val_name]
+        vs, ve = aligned(step, val.size), aligned(epoch, val.size)
+        if vs is None and ve is None and val.size and train.size % val.size == 0 and train.size > val.size:
+            per_epoch = train.size // val.size
+            vs = t.position[per_epoch - 1 :: per_epoch] if t.step is not None or t.epoch is None else None
+            ve = np.arange(val.size, dtype=np.float64) if vs is None else None
+            if t.step is None and t.epoch is None:
+                t = Series(train, np.arange(train.size), None, name=train_name)
+                vs = np.arange(per_epoch - 1, train.size, per_epoch, dtype=np.float64)
+                ve = None
+        v = Series(val, vs, ve, name=val_name)
+    return History(t, v, "python", {"train": train_name, **({"val": val_name} if val_name else {})})
+
+
+# -- robust statistics ---------------------------------------------------------------------
+
+
+def _rolling_median(y: np.ndarray, window: int) -> np.ndarray:
+    window = max(1, int(window)) | 1  # odd
+    if window == 1 or y.size < 3:
+        return y.copy()
+    h = min(window // 2, (y.size - 1) // 2)
+    padded = np.concatenate([np.full(h, np.nan), y, np.full(h, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * h + 1)
+    return np.nanmedian(windows, axis=1)
+
+
+def _mad_sigma(r: np.ndarray) -> float:
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+
+def _trend_window(n: int) -> int:
+    return int(min(101, max(5, n // 25))) | 1
+
+
+def _first_nonfinite(s: Series | None) -> int | None:
+    if s is None:
+        return None
+    bad = np.flatnonzero(~np.isfinite(s.value))
+    return int(bad[0]) if bad.size else None
+
+
+def _where(step: Any, epoch: Any) -> str:
+    if step is not None and epoch is not None:
+        return f"step {step} (epoch {epoch})"
+    if step is not None:
+        return f"step {step}"
+    if epoch is not None:
+        return f"epoch {epoch}"
+    return "the start"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+class _Context:
+    """Shared numbers for the detectors: the finite prefixes, smoothing, noise, baseline."""
+
+    def __init__(self, history: History, baseline: float | None, unit: str) -> None:
+        self.history = history
+        self.baseline = baseline
+        self.unit = unit
+        self.train = history.train
+        self.val = history.val
+        self.y = self.train.value
+        n = self.y.size
+        self.w = _trend_window(n)
+        self.s = _rolling_median(self.y, self.w)
+        self.resid = self.y - _rolling_median(self.y, SPIKE_WINDOW)
+        self.sigma = _mad_sigma(self.resid)  # noise of one point, over the whole run
+        # noise of one point near each point: minibatch noise usually shrinks with the loss
+        # (from the median absolute second difference: for white noise its sd is sigma * sqrt 6,
+        # while a smooth trend barely bends from one step to the next)
+        d2 = np.abs(np.diff(self.y, 2)) if self.y.size >= 3 else np.zeros(1)
+        d2 = np.concatenate([d2[:1], d2, d2[-1:]])[: self.y.size]
+        self.local_sigma = np.maximum(1.4826 / math.sqrt(6.0) * _rolling_median(d2, NOISE_WINDOW), 1e-12)
+        self.sigma_s = self.sigma / math.sqrt(self.w) * 1.25  # noise of the running median
+
+    def u(self, x: float) -> str:
+        return _fmt(x) + (f" {self.unit}" if self.unit else "")
+
+
+def _truncate(s: Series, n: int) -> Series:
+    return Series(
+        s.value[:n],
+        None if s.step is None else s.step[:n],
+        None if s.epoch is None else s.epoch[:n],
+        name=s.name,
+    )
+
+
+def _detect_nan(history: History) -> tuple[list[Finding], History]:
+    findings = []
+    it, iv = _first_nonfinite(history.train), _first_nonfinite(history.val)
+    train, val = history.train, history.val
+    hits = []
+    if it is not None:
+        hits.append(("training", train, it))
+    if iv is not None:
+        hits.append(("validation", val, iv))
+    if hits:
+        which, s, i = min(hits, key=lambda h: h[1].position[h[2]])
+        step, epoch = s.at(i)
+        v = s.value[i]
+        what = "NaN" if np.isnan(v) else ("+inf" if v > 0 else "-inf")
+        findings.append(
+            Finding(
+                "nan",
+                "error",
+                step,
+                epoch,
+                f"The {which} loss became {what} at {_where(step, epoch)}; nothing after it means anything. "
+                "Lower the learning rate or clip gradients, feed logits to the *_with_logits / cross_entropy "
+                "losses instead of probabilities (no log(0)), and look for division by zero or bad inputs.",
+            )
+        )
+        # analyse each curve up to its first non-finite value; validation also stops where the
+        # training loss broke (the model behind later validation points is broken too)
+        if it is not None:
+            if val is not None:
+                xt, xv = _aligned_positions(train, val)
+                val = _truncate(val, int(np.searchsorted(xv, xt[it], side="left")))
+            train = _truncate(train, it)
+        if val is not None:
+            bad = _first_nonfinite(val)
+            if bad is not None:
+                val = _truncate(val, bad)
+    if len(train) == 0:
+        return findings, None  # type: ignore[return-value]
+    return findings, History(
+        train, val if val is not None and len(val) else None, history.format, history.columns
+    )
+
+
+def _detect_init(ctx: _Context) -> list[Finding]:
+    if ctx.baseline is None or not ctx.baseline > 0:
+        return []
+    m = max(1, min(INIT_POINTS, ctx.y.size // 50))
+    start = float(np.median(ctx.y[:m]))  # one minibatch is noisy; the curve barely moves in m steps
+    b = ctx.baseline
+    if ctx.y[0] > BAD_INIT_ERROR_RATIO * b:  # far beyond any noise: the first point alone tells
+        start = float(ctx.y[0])
+    ratio = start / b
+    step, epoch = ctx.train.at(0)
+    where = _where(step, epoch)
+    if abs(ratio - 1.0) <= INIT_TOLERANCE:
+        return [
+            Finding(
+                "init_ok",
+                "info",
+                step,
+                epoch,
+                f"The starting loss {ctx.u(start)} is close to the baseline {ctx.u(b)} (the loss of the "
+                f"best constant guess; {ratio:.2f}x): the initialisation is sound.",
+                start,
+            )
+        ]
+    if ratio > 1.0 + INIT_TOLERANCE:
+        severity = "error" if ratio > BAD_INIT_ERROR_RATIO else "warning"
+        return [
+            Finding(
+                "bad_init",
+                severity,
+                step,
+                epoch,
+                f"The starting loss {ctx.u(start)} at {where} is {ratio:.1f}x the baseline {ctx.u(b)}: "
+                "the network starts confidently wrong. Scale the output layer's initial weights down "
+                "(e.g. by 0.01), set its bias to zero (or to the log class frequencies / target mean), "
+                "and check the loss gets logits, not probabilities.",
+                start,
+            )
+        ]
+    if ratio < BAD_INIT_LOW_RATIO:
+        return [
+            Finding(
+                "bad_init",
+                "warning",
+                step,
+                epoch,
+                f"The starting loss {ctx.u(start)} at {where} is only {ratio:.2f}x the baseline "
+                f"{ctx.u(b)}, lower than any constant guess can score before training: check the "
+                "number of classes, that labels do not leak into the inputs, and whether logging "
+                "began after training started.",
+                start,
+            )
+        ]
+    return []
+
+
+def _detect_divergence(ctx: _Context) -> tuple[list[Finding], int | None]:
+    s, y = ctx.s, ctx.y
+    n = s.size
+    if n < 6:
+        return [], None
+    i_min = int(np.argmin(s))
+    s_min = float(s[i_min])
+    rise = float(s[-1]) - s_min
+    thr = max(DIVERGE_REL * abs(s_min), DIVERGE_Z * ctx.sigma_s, 1e-12)
+    tail = n - 1 - i_min
+    if tail < max(3, ctx.w // 2 + 1) or rise <= thr:
+        return [], None
+    below = np.flatnonzero(s[i_min:] <= s_min + 0.2 * rise)
+    onset = i_min + int(below[-1]) + 1 if below.size else i_min
+    onset = min(onset, n - 1)
+    after = s[onset:]
+    if np.mean(after > s_min + 0.5 * thr) < DIVERGE_PERSIST:
+        return [], None
+    step, epoch = ctx.train.at(onset)
+    exploding = float(np.max(y[onset:])) > EXPLODE_RATIO * max(abs(float(y[0])), 1e-12)
+    worse = float(s[-1]) > float(s[0])
+    severity = "error" if exploding or worse else "warning"
+    verb = "exploded" if exploding else "rose"
+    msg = (
+        f"The training loss {verb} from its minimum {ctx.u(s_min)} to {ctx.u(float(s[-1]))} starting at "
+        f"{_where(step, epoch)} and did not come back: training is diverging. Lower the learning rate "
+        "(or add warm-up / a decay schedule), clip gradients, and check for a learning-rate schedule "
+        "that increases."
+    )
+    return [Finding("divergence", severity, step, epoch, msg, float(y[onset]))], onset
+
+
+def _detect_spikes(ctx: _Context, stop: int) -> list[Finding]:
+    y = ctx.y[:stop]
+    n = y.size
+    if n < 8:
+        return []
+    med = _rolling_median(y, SPIKE_WINDOW)
+    resid = ctx.resid[:stop]
+    sigma = ctx.local_sigma[:stop]
+    level = np.maximum(np.abs(med), 1e-12)
+    jump = np.diff(y, prepend=y[0])  # a spike jumps up from the point before it
+    cand = (resid > SPIKE_Z * sigma) & (resid > SPIKE_REL * level) & (jump > SPIKE_Z * sigma)
+    cand[0] = False  # a high first point is a matter of initialisation
+    idx = np.flatnonzero(cand)
+    events: list[int] = []
+    h = SPIKE_WINDOW // 2
+    for i in idx:
+        if events and i - events[-1] <= 2:
+            continue  # part of the same spike
+        after = y[i + 1 : i + 1 + h]
+        if after.size and np.median(after) > y[i] - 0.5 * resid[i]:
+            continue  # did not come back down: a level shift, not a spike
+        events.append(int(i))
+    findings = []
+    for i in events[:MAX_SPIKES]:
+        step, epoch = ctx.train.at(i)
+        findings.append(
+            Finding(
+                "spike",
+                "warning",
+                step,
+                epoch,
+                f"The training loss jumped to {ctx.u(float(y[i]))} at {_where(step, epoch)}, "
+                f"{y[i] / level[i]:.1f}x its "
+                f"running level {ctx.u(float(med[i]))}, then recovered. Occasional spikes come from bad "
+                "batches or "
+                "too high a learning rate; if they recur, clip gradients, lower the learning rate or check "
+                "the data "
+                "near that step.",
+                float(y[i]),
+            )
+        )
+    if len(events) > MAX_SPIKES:
+        i = events[MAX_SPIKES]
+        step, epoch = ctx.train.at(i)
+        findings.append(
+            Finding(
+                "spike",
+                "warning",
+                step,
+                epoch,
+                f"{len(events) - MAX_SPIKES} more spikes from {_where(step, epoch)} on ({len(events)} in "
+                "all): "
+                "training is unstable; lower the learning rate or clip gradients.",
+                float(y[i]),
+            )
+        )
+    return findings
+
+
+def _progress(ctx: _Context, stop: int, W: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Progress measures for each start ``t`` (robust to noise: medians of short blocks).
+
+    Returns the improvement over the next ``W`` points, the improvement from ``t`` to the best
+    block anywhere after ``t + W``, the level at ``t`` and the improvement that counts there.
+    """
+    y = ctx.y[:stop]
+    m = max(3, W // 3)
+    blocks = np.median(np.lib.stride_tricks.sliding_window_view(y, m), axis=1)  # blocks[t] = y[t:t+m]
+    last = y.size - W  # the block at t + W - m ends at t + W
+    start = blocks[:last]
+    ahead = blocks[W - m : W - m + last]
+    best_after = np.minimum.accumulate(blocks[::-1])[::-1][W - m : W - m + last]
+    noise = PLATEAU_Z * 1.25 * np.sqrt(2.0 / m) * ctx.local_sigma[:last]
+    thr = np.maximum(PLATEAU_REL * np.abs(start), noise)
+    return start - ahead, start - best_after, start, thr
+
+
+def _detect_plateau(ctx: _Context, stop: int, diverged: bool) -> list[Finding]:
+    n_all = ctx.y.size
+    W = max(PLATEAU_MIN_POINTS, math.ceil(PLATEAU_FRACTION * n_all))
+    if stop < 2 * W:
+        return []
+    gain, gain_to_end, level, thr = _progress(ctx, stop, W)
+    last = gain.size
+    min_len = max(2, W // 2)
+    findings = []
+    y0 = float(level[0])
+
+    # the flat end: the earliest t after which nothing later improves on t (90% of the t's
+    # from there on agree, so one noisy block does not break it)
+    tail_ok = gain_to_end < thr
+    agree = np.cumsum(tail_ok[::-1])[::-1] / np.arange(last, 0, -1)
+    cand = np.flatnonzero(tail_ok & (agree >= 0.9))
+    tail = int(cand[0]) if cand.size and last - int(cand[0]) >= min_len else None
+    if tail is not None and not diverged:  # before a divergence, the divergence finding says it
+        step, epoch = ctx.train.at(tail)
+        lvl = float(level[tail])
+        reference = ctx.baseline if ctx.baseline is not None and ctx.baseline > 0 else y0
+        if tail <= max(1, W // 4):
+            findings.append(
+                Finding(
+                    "plateau",
+                    "warning",
+                    step,
+                    epoch,
+                    f"The training loss has not improved since the start (about {ctx.u(lvl)}): nothing is "
+                    "being "
+                    "learned. Check that gradients reach the weights (an optimizer step, no detached "
+                    "tensors, "
+                    "no dead units), raise the learning rate, and check that inputs and labels match.",
+                    lvl,
+                )
+            )
+        elif reference > 0 and lvl >= UNDERFIT_FRACTION * reference:
+            what = "the baseline" if reference == ctx.baseline else "the starting loss"
+            findings.append(
+                Finding(
+                    "plateau",
+                    "warning",
+                    step,
+                    epoch,
+                    f"The training loss has been stuck at about {ctx.u(lvl)} since {_where(step, epoch)}, "
+                    f"{lvl / reference * 100:.0f}% of {what} {ctx.u(reference)}. Try a larger learning "
+                    "rate or a "
+                    "schedule, a bigger model, or better features; check for saturated activations or "
+                    "vanishing gradients.",
+                    lvl,
+                )
+            )
+        else:
+            drop = f" ({(1 - lvl / y0) * 100:.0f}% below where it started)" if y0 > 0 else ""
+            findings.append(
+                Finding(
+                    "converged",
+                    "info",
+                    step,
+                    epoch,
+                    f"The training loss levelled off at about {ctx.u(lvl)} from {_where(step, epoch)} "
+                    f"on{drop}: "
+                    "training has converged. More steps at this learning rate will not help; decay the "
+                    "learning rate to go further, or compare with the validation loss to decide when to "
+                    "stop.",
+                    lvl,
+                )
+            )
+
+    # stalls in the middle: a window-long stretch without progress, followed by a clear drop
+    end = last if tail is None else tail
+    flat = gain[:end] < thr[:end]
+    t = 0
+    while t < end:
+        if not flat[t]:
+            t += 1
+            continue
+        u = t
+        while u + 1 < end and flat[u + 1]:
+            u += 1
+        if u - t + 1 >= min_len and u + 1 < end:
+            lvl = float(level[t])
+            later = ctx.y[u + W : stop]
+            resumed = float(np.median(later[-max(3, later.size // 5) :])) if later.size else lvl
+            if resumed <= lvl - max(3.0 * float(thr[t]), STALL_RESUME_REL * abs(lvl)):
+                step, epoch = ctx.train.at(t)
+                end_step, end_epoch = ctx.train.at(min(u + W, n_all - 1))
+                findings.append(
+                    Finding(
+                        "plateau",
+                        "info",
+                        step,
+                        epoch,
+                        f"The training loss stalled at about {ctx.u(lvl)} from {_where(step, epoch)} to "
+                        f"{_where(end_step, end_epoch)}, then improved again. Long stalls often come from a "
+                        "learning rate that is too low for that phase, or from poor initialisation.",
+                        lvl,
+                    )
+                )
+        t = u + 1
+    return findings
+
+
+def _aligned_positions(train: Series, val: Series) -> tuple[np.ndarray, np.ndarray]:
+    if train.step is not None and val.step is not None:
+        return train.step, val.step
+    if train.epoch is not None and val.epoch is not None:
+        return train.epoch, val.epoch
+    nt, nv = len(train), len(val)
+    return np.arange(nt) / max(nt - 1, 1), (np.arange(nv) + 1) / nv
+
+
+def _detect_overfitting(ctx: _Context) -> list[Finding]:
+    val = ctx.val
+    if val is None or len(val) < OVERFIT_MIN_POINTS:
+        return []
+    v = val.value
+    nv = v.size
+    sv = _rolling_median(v, 3) if nv >= 7 else v.copy()
+    j = int(np.argmin(sv))
+    lo, hi = max(0, j - 1), min(nv, j + 2)
+    j = lo + int(np.argmin(v[lo:hi]))
+    if nv - 1 - j < 2:
+        return []
+    v_min = float(v[j])
+    end = float(np.median(v[-min(3, nv - 1 - j) :]))
+    sigma_v = _mad_sigma(v - _rolling_median(v, 3)) if nv >= 5 else 0.0
+    if end - v_min <= max(OVERFIT_REL * abs(v_min), OVERFIT_Z * sigma_v):
+        return []
+    if np.mean(sv[j + 1 :] > v_min) < 0.8:
+        return []
+    xt, xv = _aligned_positions(ctx.train, val)
+    train_at_min = float(np.interp(xv[j], xt, ctx.s))
+    train_end = float(ctx.s[-1])
+    if not train_end < train_at_min:
+        return []
+    step, epoch = val.at(j)
+    if epoch is None and step is not None and ctx.train.epoch is not None and ctx.train.step is not None:
+        epoch = _num(np.interp(step, ctx.train.step, ctx.train.epoch))
+    rise_pct = (end / v_min - 1) * 100 if v_min > 0 else float("nan")
+    return [
+        Finding(
+            "overfitting",
+            "warning",
+            step,
+            epoch,
+            f"The validation loss was lowest ({ctx.u(v_min)}) at {_where(step, epoch)} and has risen since "
+            f"(to {ctx.u(end)}, +{rise_pct:.0f}%), while the training loss kept falling "
+            f"({ctx.u(train_at_min)} -> "
+            f"{ctx.u(train_end)}): the model is overfitting. Keep the checkpoint from {_where(step, epoch)} "
+            "(early stopping), and add regularisation (weight decay, dropout, augmentation) or more data.",
+            v_min,
+        )
+    ]
+
+
+def _detect_underfitting(ctx: _Context) -> list[Finding]:
+    b = ctx.baseline
+    if b is None or not b > 0:
+        return []
+    n = ctx.y.size
+    k = max(3, n // 20)
+    t_end = float(np.median(ctx.y[-k:]))
+    v_end = None if ctx.val is None else float(np.median(ctx.val.value[-3:]))
+    if t_end < UNDERFIT_FRACTION * b or (v_end is not None and v_end < UNDERFIT_FRACTION * b):
+        return []
+    step, epoch = ctx.train.at(n - 1)
+    both = f"train {ctx.u(t_end)}" + ("" if v_end is None else f" and validation {ctx.u(v_end)}")
+    return [
+        Finding(
+            "underfitting",
+            "warning",
+            step,
+            epoch,
+            f"At the end of training the loss ({both}) is still {t_end / b * 100:.0f}% of the baseline "
+            f"{ctx.u(b)}, "
+            "which a constant guess scores: the model has learned little. Train longer or with a larger "
+            "learning "
+            "rate, use a bigger model, and check that the inputs carry information about the labels.",
+            t_end,
+        )
+    ]
+
+
+_SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+
+
+def diagnose(
+    history: Any,
+    *,
+    num_classes: int | None = None,
+    task: str | None = None,
+    baseline: float | None = None,
+) -> list[Finding]:
+    """Read a training history and say what is wrong with it, since when, and what to do.
+
+    Args:
+      history: a :class:`History` (e.g. from :func:`losskit.diagnostics.read_log`), a sequence
+        of train losses, a Keras ``History``, or a mapping of columns such as
+        ``{"loss": [...], "val_loss": [...]}`` (see :func:`as_history`).
+      num_classes: number of classes :math:`K`, for the baseline :math:`\\ln K` against which the
+        starting and final losses are judged.
+      task: the task (``"multiclass"``, ``"binary"``, ``"multilabel"``, ``"sequence"``, ...;
+        see :func:`losskit.recommend`); ``"binary"``/``"multilabel"`` give the baseline ln 2.
+      baseline: the baseline loss itself (overrides ``num_classes``/``task``), e.g.
+        ``losskit.baseline_loss("mse", targets=y_train)``.
+
+    Returns:
+      A list of :class:`Finding`, most severe first, then in order of the step where they
+      start.  It always contains at least one finding: ``healthy`` when no warning or error
+      was found.  The thresholds are documented in this module's docstring.
+    """
+    hist = as_history(history)
+    unit = ""
+    if baseline is None:
+        b = task_baseline(task, num_classes)
+        baseline = None if b is None else b.value
+        unit = "nats" if b is not None and b.log_loss else ""
+    else:
+        if (
+            isinstance(baseline, bool)
+            or not isinstance(baseline, (int, float))
+            or not math.isfinite(baseline)
+        ):
+            raise ValueError(f"baseline must be a finite number; got {baseline!r}")
+        baseline = float(baseline)
+        if task is not None:
+            task_baseline(task, None)  # validates the task name
+        if task in ("binary", "multilabel", "multiclass", "sequence", "segmentation", "distribution"):
+            unit = "nats"
+
+    findings, hist_ok = _detect_nan(hist)
+    if hist_ok is None:
+        return _sorted(findings)
+    ctx = _Context(hist_ok, baseline, unit)
+    findings += _detect_init(ctx)
+    div, onset = _detect_divergence(ctx)
+    findings += div
+    stop = ctx.y.size if onset is None else max(0, onset - SPIKE_WINDOW // 2)
+    findings += _detect_spikes(ctx, stop)
+    findings += _detect_plateau(ctx, ctx.y.size if onset is None else onset, onset is not None)
+    if onset is None:
+        findings += _detect_overfitting(ctx)
+        findings += _detect_underfitting(ctx)
+    if not any(f.severity in ("error", "warning") for f in findings):
+        findings.append(_healthy(ctx))
+    return _sorted(findings)
+
+
+def _healthy(ctx: _Context) -> Finding:
+    y0, y1 = float(ctx.s[0]), float(ctx.s[-1])
+    step, epoch = ctx.train.at(ctx.y.size - 1)
+    parts = [f"No problems found: the training loss went from {ctx.u(float(ctx.y[0]))} to about {ctx.u(y1)}"]
+    if y0 > 0 and y1 < y0:
+        parts[0] += f" ({(1 - y1 / y0) * 100:.0f}% lower)"
+    if ctx.val is not None and len(ctx.val):
+        j = int(np.argmin(ctx.val.value))
+        vs, ve = ctx.val.at(j)
+        parts.append(f"validation loss reached {ctx.u(float(ctx.val.value[j]))} at {_where(vs, ve)}")
+    if ctx.baseline is not None:
+        parts.append(f"baseline {ctx.u(ctx.baseline)}")
+    return Finding("healthy", "info", step, epoch, "; ".join(parts) + ".", y1)
+
+
+def _sorted(findings: list[Finding]) -> list[Finding]:
+    def key(f: Finding) -> tuple[int, float]:
+        pos = f.step if f.step is not None else f.epoch
+        return _SEVERITY_RANK[f.severity], float(pos) if pos is not None else -1.0
+
+    return sorted(findings, key=key)
