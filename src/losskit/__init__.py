@@ -31,6 +31,20 @@ from .activations import *  # noqa: F403
 from .classification import *  # noqa: F403
 from .classification_variants import *  # noqa: F403
 from .contrastive import *  # noqa: F403
+from .diagnostics import (
+    baseline_loss,
+    bits_per_byte,
+    bits_per_character,
+    bits_per_token,
+    diagnose,
+    explain,
+    from_perplexity,
+    perplexity,
+    read_log,
+    recommend,
+    to_bits,
+    to_nats,
+)
 from .divergence import *  # noqa: F403
 from .linear import *  # noqa: F403
 from .margin import *  # noqa: F403
@@ -59,4 +73,20 @@ _FAMILY_MODULES = (
 
 __all__ = ["LossInfo", "catalog", "lookup", "grad", "value_and_grad"] + [
     name for module in _FAMILY_MODULES for name in module.__all__
+]
+
+# diagnostics (NumPy only: plots, log readers and progress bars import their libraries lazily)
+__all__ += [
+    "baseline_loss",
+    "bits_per_byte",
+    "bits_per_character",
+    "bits_per_token",
+    "diagnose",
+    "explain",
+    "from_perplexity",
+    "perplexity",
+    "read_log",
+    "recommend",
+    "to_bits",
+    "to_nats",
 ]
