@@ -1,0 +1,232 @@
+"""losskit.torch: the fused autograd Functions against PyTorch (float64, per-token upstream
+gradients for reduction="none"), and an nn.Module for every catalogued loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import losskit as lk
+import losskit.torch as lt
+from backends import BY_NAME
+from cases import ALL_CASES
+from losskit._catalog import _CATALOG, catalogued
+from losskit._gradients import loss_function
+
+
+@pytest.fixture(autouse=True)
+def _no_numba(monkeypatch):
+    monkeypatch.setenv("LOSSKIT_DISABLE_NUMBA", "1")
+
+
+def _upstream(reduction, shape, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(1)
+    return torch.rand(shape, generator=gen, dtype=dtype) + 0.5 if reduction == "none" else torch.tensor(2.5)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("device_path", ["numpy", "portable"])
+def test_cross_entropy_matches_torch(reduction, device_path, monkeypatch):
+    if device_path == "portable":  # the path other devices and dtypes take
+        monkeypatch.setattr(lt.functional, "_numpy_ok", lambda *a: False)
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, 4, dtype=torch.float64, requires_grad=True)  # classes on axis 1
+    t = torch.randint(0, 5, (6, 4))
+    t[0, 0] = -100
+    w = torch.rand(5, dtype=torch.float64) + 0.1
+    up = _upstream(reduction, (6, 4))
+    ours = lt.cross_entropy(x, t, w, axis=1, reduction=reduction, label_smoothing=0.1)
+    (ours * up).sum().backward()
+    g = x.grad.clone()
+    x.grad = None
+    ref = F.cross_entropy(x, t, w, reduction=reduction, label_smoothing=0.1)
+    (ref * up).sum().backward()
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(g, x.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_cross_entropy_every_option_matches_losskit():
+    torch.manual_seed(0)
+    x = torch.randn(9, 7, dtype=torch.float64, requires_grad=True)
+    t = torch.randint(0, 7, (9,))
+    where = torch.rand(9) > 0.3
+    kw = dict(label_smoothing=0.2, temperature=0.8, z_loss=1e-2, where=where, normalizer=5.0)
+    ours = lt.cross_entropy(x, t, **kw)
+    ours.backward()
+    v, g = lk.value_and_grad(lk.cross_entropy)(
+        x.detach().numpy(), t.numpy(), **{**kw, "where": where.numpy()}
+    )
+    assert ours.item() == pytest.approx(float(v), rel=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), g, rtol=1e-12, atol=1e-15)
+
+
+def test_cross_entropy_float32_and_low_precision():
+    torch.manual_seed(0)
+    x64 = torch.randn(16, 50, dtype=torch.float64)
+    t = torch.randint(0, 50, (16,))
+    ref = F.cross_entropy(x64, t)
+    x32 = x64.float().requires_grad_()
+    loss = lt.cross_entropy(x32, t)
+    loss.backward()
+    assert loss.dtype == torch.float32 and x32.grad.dtype == torch.float32
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    xb = x64.to(torch.bfloat16).requires_grad_()
+    lb = lt.cross_entropy(xb, t)
+    lb.backward()
+    assert lb.dtype == torch.bfloat16 and xb.grad.dtype == torch.bfloat16
+    assert lb.item() == pytest.approx(ref.item(), rel=2e-2)
+
+
+def test_inplace_overwrites_logits_with_the_gradient():
+    torch.manual_seed(0)
+    h = torch.randn(8, 12, requires_grad=True)
+    w = torch.randn(30, 12, requires_grad=True)
+    t = torch.randint(0, 30, (8,))
+    logits = h @ w.T  # mm saves h and w, not its output: in place is safe here
+    loss = lt.cross_entropy(logits, t, inplace=True)
+    loss.backward()
+    gh, gw = h.grad.clone(), w.grad.clone()
+    h.grad = w.grad = None
+    F.cross_entropy(h @ w.T, t).backward()
+    torch.testing.assert_close(gh, h.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(gw, w.grad, rtol=1e-5, atol=1e-7)
+    # a saved use of the logits now fails loudly instead of reading a gradient
+    x = torch.randn(4, 6, requires_grad=True)
+    y = torch.sigmoid(x)  # sigmoid saves its output
+    loss = lt.cross_entropy(y, torch.tensor([0, 1, 2, 3]), inplace=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (loss + y.sum()).backward()
+
+
+def test_second_backward_is_refused_not_wrong():
+    x = torch.randn(3, 4, requires_grad=True)
+    loss = lt.cross_entropy(x, torch.tensor([0, 1, 2]))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="already used by an earlier backward"):
+        loss.backward()
+
+
+def test_no_grad_forward_keeps_no_buffer():
+    x = torch.randn(3, 4)
+    with torch.no_grad():
+        loss = lt.cross_entropy(x, torch.tensor([0, 1, 2]))
+    assert loss.item() == pytest.approx(F.cross_entropy(x, torch.tensor([0, 1, 2])).item(), rel=1e-6)
+    assert loss.grad_fn is None
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("device_path", ["numpy", "portable"])
+def test_linear_cross_entropy_matches_naive(reduction, device_path, monkeypatch):
+    if device_path == "portable":
+        monkeypatch.setattr(lt.functional, "_numpy_ok", lambda *a: False)
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(13, 6, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(13, dtype=torch.float64, requires_grad=True)
+    t = torch.randint(0, 13, (3, 7))
+    t[1, 2] = -100
+    up = _upstream(reduction, (3, 7))
+    ours = lt.linear_cross_entropy(x, w, t, b, reduction=reduction, chunk_size=4, label_smoothing=0.1)
+    (ours * up).sum().backward()
+    got = [a.grad.clone() for a in (x, w, b)]
+    for a in (x, w, b):
+        a.grad = None
+    ref = F.cross_entropy(F.linear(x, w, b).transpose(1, 2), t, reduction=reduction, label_smoothing=0.1)
+    (ref * up).sum().backward()
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-13)
+    for g, a in zip(got, (x, w, b)):
+        torch.testing.assert_close(g, a.grad, rtol=1e-11, atol=1e-13)
+
+
+def test_linear_cross_entropy_against_torch_peer_and_all_ignored():
+    torch.manual_seed(0)
+    x = torch.randn(20, 8, requires_grad=True)
+    w = torch.randn(40, 8, requires_grad=True)
+    t = torch.randint(0, 40, (20,))
+    ours = lt.linear_cross_entropy(x, w, t, z_loss=0.0)
+    peer = F.linear_cross_entropy(x, w, t)
+    assert ours.item() == pytest.approx(peer.item(), rel=1e-5)
+    loss = lt.linear_cross_entropy(x, w, torch.full((20,), -100))
+    loss.backward()
+    assert loss.item() == 0 and torch.all(x.grad == 0) and torch.all(w.grad == 0)
+
+
+def test_linear_cross_entropy_module_trains():
+    torch.manual_seed(0)
+    head = lt.LinearCrossEntropyLoss(8, 16, bias=True, label_smoothing=0.05)
+    x = torch.randn(64, 8)
+    t = (x[:, 0] > 0).long() * 3 + (x[:, 1] > 0).long()
+    opt = torch.optim.SGD(head.parameters(), lr=0.5)
+    first = None
+    for _ in range(30):
+        opt.zero_grad()
+        loss = head(x, t)
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    assert loss.item() < 0.6 * first
+    assert head.logits(x).shape == (64, 16)
+    with pytest.raises(ValueError, match=r"weight must have shape \(16, 8\)"):
+        lt.LinearCrossEntropyLoss(8, 16, weight=torch.zeros(3, 3))
+
+
+def test_module_names_follow_pytorch():
+    for name in ["CrossEntropyLoss", "MSELoss", "HuberLoss", "L1Loss", "SmoothL1Loss", "NLLLoss", "KLDivLoss",
+                 "BCELoss", "BCEWithLogitsLoss", "LinearCrossEntropyLoss"]:  # fmt: skip
+        assert issubclass(getattr(lt, name), torch.nn.Module), name
+    assert set(lt.modules_by_loss()) == {info.name for info in lk.catalog()}
+    assert lt.modules_by_loss()["cross_entropy"] is lt.CrossEntropyLoss
+
+
+TORCH_CASES = [c for c in ALL_CASES if "torch" in c.backends and lt.modules_by_loss().get(c.fn.__name__)]
+
+
+@pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
+def test_every_catalogued_loss_module_matches_its_function(case, rng):
+    cls = lt.modules_by_loss()[case.fn.__name__]
+    if cls is lt.LinearCrossEntropyLoss:
+        pytest.skip("owns its parameters; tested above")
+    args, kwargs = BY_NAME["torch"].args(*case.make_args(rng))
+    args = [a.clone().requires_grad_() if i == 0 else a for i, a in enumerate(args)]
+    for reduction in case.reductions:
+        module = cls(reduction=reduction, **kwargs)
+        got = module(*args)
+        want = case.fn(*args, reduction=reduction, **kwargs)
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+        got.sum().backward()
+        assert args[0].grad is not None and torch.isfinite(args[0].grad).all()
+        args[0].grad = None
+
+
+def test_module_options_are_checked_and_tensors_are_buffers():
+    with pytest.raises(TypeError, match="unknown option"):
+        lt.MSELoss(delta=1.0)
+    m = lt.CrossEntropyLoss(weight=torch.ones(3, dtype=torch.float64))
+    assert "weight" in dict(m.named_buffers())
+    m = m.to(torch.float32)
+    assert m.weight.dtype == torch.float32
+    x = torch.randn(2, 3, requires_grad=True)
+    assert m(x, torch.tensor([0, 2])).item() == pytest.approx(F.cross_entropy(x, torch.tensor([0, 2])).item())
+    assert m(x, torch.tensor([0, 2]), reduction="sum").item() == pytest.approx(
+        F.cross_entropy(x, torch.tensor([0, 2]), reduction="sum").item()
+    )
+
+
+def test_a_loss_catalogued_later_gets_a_module():
+    @catalogued(family="penalty", input_space="parameters", formula="sum x^2")
+    @loss_function
+    def squared_norm_for_test(input, *, reduction="sum", wrt=frozenset()):
+        """Test-only loss: the sum of squares of the input, with gradient 2x (shape of input)."""
+        return (input * input).sum(), {0: 2 * input}
+
+    try:
+        cls = lt.SquaredNormForTestLoss
+        assert cls.loss is squared_norm_for_test
+        x = torch.tensor([1.0, 2.0])
+        assert cls()(x).item() == 5.0
+    finally:
+        _CATALOG.pop("squared_norm_for_test", None)
+        lt.modules._BUILT.pop("squared_norm_for_test", None)
+        vars(lt).pop("SquaredNormForTestLoss", None)
