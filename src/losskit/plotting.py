@@ -99,7 +99,17 @@ def plot_history(
     ax = fig.add_subplot(1, 1, 1)
     xt = _x(train, axis)
     yt = np.where(np.isfinite(train.value), train.value, np.nan)
-    ax.plot(xt, yt, color="#1f77b4", lw=1.0, alpha=0.85, label=_label("train", train.name))
+    noisy = yt.size > 200
+    ax.plot(xt, yt, color="#1f77b4", lw=0.8, alpha=0.35 if noisy else 0.9, label=_label("train", train.name))
+    if noisy:  # a running mean shows the trend through minibatch noise
+        k = max(5, yt.size // 50)
+        kernel = np.ones(k) / k
+        filled = np.where(np.isfinite(yt), yt, 0.0)
+        counts = np.convolve(np.isfinite(yt).astype(float), kernel, mode="valid")
+        smooth = np.convolve(filled, kernel, mode="valid") / np.where(counts > 0, counts, np.nan)
+        ax.plot(
+            xt[k // 2 : k // 2 + smooth.size], smooth, color="#1f77b4", lw=1.8, label=f"train, mean of {k}"
+        )
     if val is not None:
         xv = _x(val, axis) if axis != "position" else np.linspace(xt[0], xt[-1], len(val) + 1)[1:]
         yv = np.where(np.isfinite(val.value), val.value, np.nan)

@@ -20,7 +20,9 @@ test runs on a robust smoothing of the curve, so minibatch noise does not raise 
   ``DIVERGE_REL`` of that minimum (and more than ``DIVERGE_Z`` noise deviations) and stays up.
   An error when it ends above where it started.
 - ``spike``: a point more than ``SPIKE_Z`` robust deviations (and ``SPIKE_REL`` relatively)
-  above the running median that comes back down within a few points.
+  above the running median, jumping up as much from the point before, that comes back down
+  within a few points.  Positive losses are compared on a log scale, where minibatch noise is
+  about symmetric.
 - ``plateau``: over a window of ``PLATEAU_FRACTION`` of the run (at least
   ``PLATEAU_MIN_POINTS`` points) the smoothed loss improves by less than ``PLATEAU_REL`` of its
   level (or less than the noise).  At the start of the run it means no learning; at the end at
@@ -28,7 +30,8 @@ test runs on a robust smoothing of the curve, so minibatch noise does not raise 
   known) it means stuck; in the middle it is reported as a stall.  A flat end at a lower
   level is ``converged`` (info) instead.
 - ``overfitting``: the (smoothed) validation loss reaches its minimum, then rises by more than
-  ``OVERFIT_REL`` of it while the train loss keeps falling; the finding sits at the epoch of
+  ``OVERFIT_REL`` of it (and more than its noise) while the train loss keeps falling (by
+  ``OVERFIT_TRAIN_DROP`` at least); the finding sits at the epoch of
   the validation minimum (the checkpoint to keep).
 - ``underfitting``: at the end, train (and validation) loss are still above
   ``UNDERFIT_FRACTION`` of the baseline.
@@ -83,7 +86,7 @@ SPIKE_Z = 6.0  # robust z-score of a point above the running median
 SPIKE_REL = 0.1  # ... and at least 10% above it
 SPIKE_WINDOW = 9  # running-median window (points)
 MAX_SPIKES = 5  # spikes reported one by one; more are summarised
-NOISE_WINDOW = 51  # points over which the local noise level is measured
+NOISE_WINDOW = 101  # points over which the local noise level is measured
 PLATEAU_FRACTION = 0.15  # the window: 15% of the run
 PLATEAU_MIN_POINTS = 5
 PLATEAU_REL = 0.01  # less than 1% improvement over the window
@@ -92,6 +95,7 @@ STALL_RESUME_REL = 0.25  # a mid-run stall counts only if the loss then falls 25
 OVERFIT_MIN_POINTS = 4  # validation points needed
 OVERFIT_REL = 0.05  # validation rise above its minimum, relative
 OVERFIT_Z = 3.0
+OVERFIT_TRAIN_DROP = 0.05  # ... while the train loss falls by at least 5% more
 UNDERFIT_FRACTION = 0.8  # final loss above 80% of the baseline
 
 
@@ -303,7 +307,12 @@ def _first_nonfinite(s: Series | None) -> int | None:
     return int(bad[0]) if bad.size else None
 
 
+def _pos(x: Any) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".") if isinstance(x, float) else str(x)
+
+
 def _where(step: Any, epoch: Any) -> str:
+    step, epoch = (None if step is None else _pos(step)), (None if epoch is None else _pos(epoch))
     if step is not None and epoch is not None:
         return f"step {step} (epoch {epoch})"
     if step is not None:
@@ -338,6 +347,8 @@ class _Context:
         d2 = np.abs(np.diff(self.y, 2)) if self.y.size >= 3 else np.zeros(1)
         d2 = np.concatenate([d2[:1], d2, d2[-1:]])[: self.y.size]
         self.local_sigma = np.maximum(1.4826 / math.sqrt(6.0) * _rolling_median(d2, NOISE_WINDOW), 1e-12)
+        m = max(1, min(INIT_POINTS, self.y.size // 50))
+        self.start = float(np.median(self.y[:m]))  # one minibatch is noisy; the curve barely moves in m steps
         self.sigma_s = self.sigma / math.sqrt(self.w) * 1.25  # noise of the running median
 
     def u(self, x: float) -> str:
@@ -399,8 +410,7 @@ def _detect_nan(history: History) -> tuple[list[Finding], History]:
 def _detect_init(ctx: _Context) -> list[Finding]:
     if ctx.baseline is None or not ctx.baseline > 0:
         return []
-    m = max(1, min(INIT_POINTS, ctx.y.size // 50))
-    start = float(np.median(ctx.y[:m]))  # one minibatch is noisy; the curve barely moves in m steps
+    start = ctx.start
     b = ctx.baseline
     if ctx.y[0] > BAD_INIT_ERROR_RATIO * b:  # far beyond any noise: the first point alone tells
         start = float(ctx.y[0])
@@ -489,11 +499,17 @@ def _detect_spikes(ctx: _Context, stop: int) -> list[Finding]:
     if n < 8:
         return []
     med = _rolling_median(y, SPIKE_WINDOW)
-    resid = ctx.resid[:stop]
-    sigma = ctx.local_sigma[:stop]
     level = np.maximum(np.abs(med), 1e-12)
-    jump = np.diff(y, prepend=y[0])  # a spike jumps up from the point before it
-    cand = (resid > SPIKE_Z * sigma) & (resid > SPIKE_REL * level) & (jump > SPIKE_Z * sigma)
+    # positive losses are compared on a log scale, where minibatch noise (which grows with the
+    # loss and is skewed upwards) is closer to symmetric and of constant size
+    z = np.log(y) if bool(np.all(y > 0)) else y
+    resid = z - _rolling_median(z, SPIKE_WINDOW)
+    d2 = np.abs(np.diff(z, 2)) if n >= 3 else np.zeros(1)
+    d2 = np.concatenate([d2[:1], d2, d2[-1:]])[:n]
+    sigma = np.maximum(1.4826 / math.sqrt(6.0) * _rolling_median(d2, NOISE_WINDOW), 1e-12)
+    jump = np.diff(z, prepend=z[0])  # a spike jumps up from the point before it
+    rel = y - med
+    cand = (resid > SPIKE_Z * sigma) & (rel > SPIKE_REL * level) & (jump > SPIKE_Z * sigma)
     cand[0] = False  # a high first point is a matter of initialisation
     idx = np.flatnonzero(cand)
     events: list[int] = []
@@ -502,7 +518,7 @@ def _detect_spikes(ctx: _Context, stop: int) -> list[Finding]:
         if events and i - events[-1] <= 2:
             continue  # part of the same spike
         after = y[i + 1 : i + 1 + h]
-        if after.size and np.median(after) > y[i] - 0.5 * resid[i]:
+        if after.size and np.median(after) > y[i] - 0.5 * rel[i]:
             continue  # did not come back down: a level shift, not a spike
         events.append(int(i))
     findings = []
@@ -569,7 +585,7 @@ def _detect_plateau(ctx: _Context, stop: int, diverged: bool) -> list[Finding]:
     last = gain.size
     min_len = max(2, W // 2)
     findings = []
-    y0 = float(level[0])
+    y0 = ctx.start
 
     # the flat end: the earliest t after which nothing later improves on t (90% of the t's
     # from there on agree, so one noisy block does not break it)
@@ -678,23 +694,28 @@ def _detect_overfitting(ctx: _Context) -> list[Finding]:
         return []
     v = val.value
     nv = v.size
-    sv = _rolling_median(v, 3) if nv >= 7 else v.copy()
+    win = max(3, nv // 10) | 1 if nv >= 7 else 1
+    sv = _rolling_median(v, win)
     j = int(np.argmin(sv))
-    lo, hi = max(0, j - 1), min(nv, j + 2)
-    j = lo + int(np.argmin(v[lo:hi]))
+    h = win // 2 + 1
+    lo, hi = max(0, j - h), min(nv, j + h + 1)
+    j = lo + int(np.argmin(v[lo:hi]))  # the actual best epoch near the smoothed minimum
     if nv - 1 - j < 2:
         return []
     v_min = float(v[j])
-    end = float(np.median(v[-min(3, nv - 1 - j) :]))
+    k = max(2, min(win, nv - 1 - j))
+    end = float(np.median(v[-k:]))
+    sv_min = float(np.min(sv))
     sigma_v = _mad_sigma(v - _rolling_median(v, 3)) if nv >= 5 else 0.0
-    if end - v_min <= max(OVERFIT_REL * abs(v_min), OVERFIT_Z * sigma_v):
+    # the smoothed end must clear the smoothed minimum by more than noise and OVERFIT_REL
+    if end - sv_min <= max(OVERFIT_REL * abs(sv_min), OVERFIT_Z * sigma_v / math.sqrt(k)):
         return []
-    if np.mean(sv[j + 1 :] > v_min) < 0.8:
+    if np.mean(sv[j + 1 :] > sv_min) < 0.8:
         return []
     xt, xv = _aligned_positions(ctx.train, val)
     train_at_min = float(np.interp(xv[j], xt, ctx.s))
     train_end = float(ctx.s[-1])
-    if not train_end < train_at_min:
+    if not train_end < train_at_min - OVERFIT_TRAIN_DROP * abs(train_at_min):
         return []
     step, epoch = val.at(j)
     if epoch is None and step is not None and ctx.train.epoch is not None and ctx.train.step is not None:
@@ -810,9 +831,9 @@ def diagnose(
 
 
 def _healthy(ctx: _Context) -> Finding:
-    y0, y1 = float(ctx.s[0]), float(ctx.s[-1])
+    y0, y1 = ctx.start, float(ctx.s[-1])
     step, epoch = ctx.train.at(ctx.y.size - 1)
-    parts = [f"No problems found: the training loss went from {ctx.u(float(ctx.y[0]))} to about {ctx.u(y1)}"]
+    parts = [f"No problems found: the training loss went from {ctx.u(ctx.start)} to about {ctx.u(y1)}"]
     if y0 > 0 and y1 < y0:
         parts[0] += f" ({(1 - y1 / y0) * 100:.0f}% lower)"
     if ctx.val is not None and len(ctx.val):
