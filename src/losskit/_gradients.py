@@ -46,6 +46,10 @@ def loss_function(impl: Callable[..., tuple[Array, dict[int, Array]]]) -> Callab
         parameters=[p for p in signature.parameters.values() if p.name != "wrt"]
     )
     public._positional = tuple(positional)  # type: ignore[attr-defined]
+    # a loss over ``*params`` (the penalties) is differentiated with respect to any of them
+    public._variadic = any(  # type: ignore[attr-defined]
+        p.kind is p.VAR_POSITIONAL for p in signature.parameters.values()
+    )
     _IMPLEMENTATIONS[public] = impl
     return public
 
@@ -80,12 +84,18 @@ def value_and_grad(
     many = not isinstance(argnums, int)
     nums = tuple(argnums) if many else (argnums,)  # type: ignore[arg-type]
     names = fn._positional  # type: ignore[attr-defined]
+    variadic = getattr(fn, "_variadic", False)
     for n in nums:
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < len(names):
+        if isinstance(n, bool) or not isinstance(n, int) or not (0 <= n < len(names) or variadic and n >= 0):
             raise ValueError(f"argnums must index {fn.__name__}'s positional arguments {names}; got {n!r}")
 
     @functools.wraps(fn)
     def value_and_gradient(*args: Any, **kwargs: Any) -> tuple[Array, Any]:
+        if variadic and max(nums) >= len(args):
+            raise ValueError(
+                f"argnums {max(nums)} is out of range: {fn.__name__} was given {len(args)} positional "
+                "argument(s)"
+            )
         value, grads = impl(*args, wrt=frozenset(nums), **kwargs)
         missing = [n for n in nums if n not in grads]
         if missing:
