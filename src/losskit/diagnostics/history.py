@@ -245,7 +245,11 @@ def _history_from_mapping(columns: Mapping[str, Any]) -> History:
     from ._columns import pick_loss_columns
 
     names = [str(k) for k in columns]
-    train_name, val_name = pick_loss_columns(names)
+    if "train" in names:  # {"train": [...], "val": [...]}
+        train_name = "train"
+        val_name = next((n for n in ("val", "validation", "valid", "eval") if n in names), None)
+    else:
+        train_name, val_name = pick_loss_columns(names)
     lowered = {n.lower(): n for n in names}
     data = {
         str(k): np.asarray(v, dtype=np.float64).reshape(-1)
@@ -473,7 +477,7 @@ def _detect_divergence(ctx: _Context) -> tuple[list[Finding], int | None]:
     tail = n - 1 - i_min
     if tail < max(3, ctx.w // 2 + 1) or rise <= thr:
         return [], None
-    below = np.flatnonzero(s[i_min:] <= s_min + 0.2 * rise)
+    below = np.flatnonzero(s[i_min:] <= s_min + 0.5 * thr)  # the last time it was near its best
     onset = i_min + int(below[-1]) + 1 if below.size else i_min
     onset = min(onset, n - 1)
     after = s[onset:]

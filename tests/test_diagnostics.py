@@ -1,0 +1,454 @@
+"""Baselines, units, diagnose on synthetic histories, recommend and explain."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import losskit
+from losskit.diagnostics import (
+    TASKS,
+    Finding,
+    as_history,
+    baseline_loss,
+    baseline_report,
+    bits_per_character,
+    convert,
+    diagnose,
+    explain,
+    from_perplexity,
+    perplexity,
+    recommend,
+    to_bits,
+    to_nats,
+)
+from losskit.diagnostics.history import KINDS, SEVERITIES
+
+K = 10
+LN_K = math.log(K)
+
+
+# -- baselines ---------------------------------------------------------------------------------
+
+
+def test_baseline_uniform_27_classes():
+    assert baseline_loss("cross_entropy", num_classes=27) == pytest.approx(3.295836866004329, rel=1e-12)
+    assert round(baseline_loss("ce", num_classes=27), 4) == 3.2958
+
+
+def test_baseline_equals_the_loss_of_uniform_logits():
+    # the baseline is what losskit's own cross_entropy scores for a constant uniform guess
+    targets = np.random.default_rng(0).integers(0, 27, size=200)
+    ce = float(losskit.cross_entropy(np.zeros((200, 27)), targets))
+    assert baseline_loss("cross_entropy", num_classes=27) == pytest.approx(ce, rel=1e-12)
+
+
+def test_baseline_class_priors_is_their_entropy():
+    p = np.array([0.1, 0.2, 0.3, 0.25, 0.15])
+    assert baseline_loss("cross_entropy", priors=p) == pytest.approx(-(p * np.log(p)).sum(), rel=1e-12)
+
+
+def test_baseline_from_integer_targets_is_the_loss_of_the_frequencies():
+    rng = np.random.default_rng(1)
+    t = rng.choice(4, size=1000, p=[0.5, 0.3, 0.15, 0.05])
+    freq = np.bincount(t, minlength=4) / t.size
+    ce = float(losskit.cross_entropy(np.broadcast_to(np.log(freq), (t.size, 4)).copy(), t))
+    assert baseline_loss("cross_entropy", targets=t) == pytest.approx(ce, rel=1e-10)
+    # ignore_index targets are not counted
+    t2 = np.concatenate([t, np.full(50, -100)])
+    assert baseline_loss("nll", targets=t2) == pytest.approx(ce, rel=1e-10)
+
+
+def test_baseline_probability_targets_is_best_constant():
+    rng = np.random.default_rng(2)
+    q = rng.dirichlet(np.ones(5), size=300)
+    mean_q = q.mean(axis=0)
+    ce = float(losskit.cross_entropy(np.broadcast_to(np.log(mean_q), q.shape).copy(), q))
+    assert baseline_loss("cross_entropy", targets=q) == pytest.approx(ce, rel=1e-10)
+    kl = float(losskit.kl_div(np.broadcast_to(np.log(mean_q), q.shape).copy(), q))
+    assert baseline_loss("kl_div", targets=q) == pytest.approx(kl, rel=1e-10)
+    # any other constant does worse
+    other = np.broadcast_to(np.log(np.full(5, 0.2)), q.shape).copy()
+    assert float(losskit.cross_entropy(other, q)) > ce
+
+
+def test_baseline_binary():
+    assert baseline_loss("bce") == pytest.approx(math.log(2), rel=1e-12)
+    y = np.array([[0, 1], [0, 1], [1, 1], [0, 0]], dtype=float)
+    rate = y.mean(axis=0)
+    expected = float(losskit.binary_cross_entropy(np.broadcast_to(rate, y.shape).copy(), y))
+    assert baseline_loss("binary_cross_entropy_with_logits", targets=y) == pytest.approx(expected, rel=1e-12)
+    p = 0.1
+    assert baseline_loss("bce", priors=p) == pytest.approx(
+        -(p * math.log(p) + 0.9 * math.log(0.9)), rel=1e-12
+    )
+
+
+def test_baseline_regression():
+    y = np.array([2.0, 3.0, 5.0])
+    assert baseline_loss("mse", targets=y) == pytest.approx(np.var(y), rel=1e-12)
+    assert round(baseline_loss("mse", targets=y), 4) == 1.5556
+    y2 = np.array([2.0, 3.0, 5.0, 100.0])
+    assert baseline_loss("l1", targets=y2) == pytest.approx(np.abs(y2 - np.median(y2)).mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "name,opts", [("huber", {"delta": 1.0}), ("huber", {"delta": 3.0}), ("smooth_l1", {})]
+)
+def test_baseline_other_regression_losses_minimise_over_constants(name, opts):
+    y = np.random.default_rng(3).standard_t(2, size=200) * 2
+    fn = getattr(losskit, name)
+    grid = np.linspace(y.min(), y.max(), 4001)
+    brute = min(float(fn(np.full_like(y, c), y, **opts)) for c in grid)
+    got = baseline_loss(name, targets=y, **opts)
+    assert got <= brute + 1e-12
+    assert got == pytest.approx(brute, rel=1e-4)
+
+
+def test_baseline_report_and_errors():
+    b = baseline_report("cross_entropy", num_classes=27)
+    assert b.log_loss and "27" in b.guess
+    assert baseline_report("mse", targets=np.ones(3)).log_loss is False
+    with pytest.raises(ValueError, match="needs targets"):
+        baseline_loss("mse")
+    with pytest.raises(ValueError, match="num_classes"):
+        baseline_loss("cross_entropy")
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
+        baseline_loss("cross_entropy", num_classes=1)
+    with pytest.raises(ValueError, match="unknown loss 'nope'"):
+        baseline_loss("nope", num_classes=3)
+    with pytest.raises(ValueError, match="sum to 1"):
+        baseline_loss("cross_entropy", priors=[0.5, 0.6])
+    with pytest.raises(ValueError, match="outside"):
+        baseline_loss("cross_entropy", num_classes=3, targets=np.array([0, 5]))
+    assert baseline_loss(losskit.cross_entropy, num_classes=4) == pytest.approx(math.log(4))
+
+
+def test_baseline_accepts_torch_targets():
+    torch = pytest.importorskip("torch")
+    y = torch.tensor([2.0, 3.0, 5.0], dtype=torch.float64)
+    assert baseline_loss("mse", targets=y) == pytest.approx(np.var([2.0, 3.0, 5.0]))
+
+
+# -- units -------------------------------------------------------------------------------------
+
+
+def test_units_worked_numbers():
+    assert to_bits(math.log(27)) == pytest.approx(4.754887502163468, rel=1e-12)
+    assert perplexity(math.log(27)) == pytest.approx(27.0, rel=1e-12)
+    assert perplexity(1.0, unit="bits") == pytest.approx(2.0)
+    assert to_nats(1.0) == pytest.approx(math.log(2))
+    assert from_perplexity(27) == pytest.approx(math.log(27))
+    c = convert(27, "perplexity")
+    assert c["nats"] == pytest.approx(math.log(27)) and c["bits"] == pytest.approx(math.log2(27))
+    assert convert(1.0, "bits")["perplexity"] == pytest.approx(2.0)
+
+
+def test_units_round_trip_and_arrays():
+    x = np.linspace(0.01, 10, 50)
+    np.testing.assert_allclose(to_nats(to_bits(x)), x, rtol=1e-14)
+    np.testing.assert_allclose(from_perplexity(perplexity(x)), x, rtol=1e-12)
+    assert perplexity(1e6) == math.inf
+
+
+def test_bits_per_character():
+    # 1000 tokens at 2 nats each spread over 4000 characters
+    assert bits_per_character(2.0, tokens=1000, characters=4000) == pytest.approx(2.0 / math.log(2) / 4)
+    with pytest.raises(ValueError, match="characters must be a positive number"):
+        bits_per_character(2.0, tokens=10, characters=0)
+    with pytest.raises(ValueError, match="from_unit"):
+        convert(1.0, "decibans")
+    with pytest.raises(ValueError, match="perplexity must be > 0"):
+        from_perplexity(0.0)
+
+
+# -- synthetic histories -----------------------------------------------------------------------
+
+
+def curve(n=600, *, floor=0.3, start=LN_K, tau=None, noise=0.05, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    tau = tau or n / 6
+    return (floor + (start - floor) * np.exp(-t / tau)) * (1 + noise * rng.standard_normal(n))
+
+
+def kinds(findings):
+    return [f.kind for f in findings]
+
+
+def only(findings, kind):
+    hits = [f for f in findings if f.kind == kind]
+    assert hits, f"no {kind} finding in {kinds(findings)}"
+    return hits
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_healthy_noisy_runs_raise_no_alarm(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(150, 1500))
+    y = curve(
+        n, floor=rng.uniform(0.05, 1.5), tau=n / rng.uniform(3, 10), noise=rng.uniform(0.01, 0.15), seed=seed
+    )
+    findings = diagnose(y, num_classes=K)
+    assert not [f for f in findings if f.severity in ("error", "warning")], [f.message for f in findings]
+    assert "healthy" in kinds(findings)
+    ok = only(findings, "init_ok")[0]
+    assert "close to the baseline" in ok.message
+
+
+def test_healthy_epoch_run_with_validation():
+    e = np.arange(30)
+    rng = np.random.default_rng(5)
+    train = (0.4 + 1.9 * np.exp(-e / 5)) * (1 + 0.01 * rng.standard_normal(30))
+    val = (0.5 + 1.8 * np.exp(-e / 5)) * (1 + 0.01 * rng.standard_normal(30))
+    findings = diagnose({"epoch": e, "loss": train, "val_loss": val}, num_classes=K)
+    assert "healthy" in kinds(findings) and "overfitting" not in kinds(findings)
+
+
+def test_nan_reports_first_non_finite_step():
+    y = curve()
+    y[321] = np.nan
+    y[400:] = np.inf
+    f = only(diagnose(y, num_classes=K), "nan")[0]
+    assert f.severity == "error" and f.step == 321 and "NaN" in f.message
+    y = curve()
+    y[250:] = np.inf
+    assert only(diagnose(y), "nan")[0].step == 250
+
+
+def test_nan_in_validation():
+    e = np.arange(20)
+    val = 2.0 - 0.05 * e
+    val[12] = np.nan
+    f = only(diagnose({"epoch": e, "loss": 2.2 - 0.05 * e, "val_loss": val}), "nan")[0]
+    assert f.epoch == 12 and "validation" in f.message
+
+
+def test_bad_init_high_and_low():
+    y = curve(start=25.0, tau=30)
+    f = only(diagnose(y, num_classes=K), "bad_init")[0]
+    assert f.severity == "error" and f.step == 0 and "Scale the output layer" in f.message
+    assert "init_ok" not in kinds(diagnose(y, num_classes=K))
+    mild = only(diagnose(curve(start=1.6 * LN_K), num_classes=K), "bad_init")[0]
+    assert mild.severity == "warning"
+    low = only(diagnose(curve(start=0.3 * LN_K, floor=0.1), num_classes=K), "bad_init")[0]
+    assert "lower than any constant guess" in low.message
+    # without a baseline nothing can be said about the start
+    assert "bad_init" not in kinds(diagnose(y))
+
+
+def test_binary_task_baseline_is_ln2():
+    y = curve(start=math.log(2), floor=0.2)
+    ok = only(diagnose(y, task="binary"), "init_ok")[0]
+    assert "0.6931" in ok.message
+
+
+@pytest.mark.parametrize("onset", [250, 400])
+def test_divergence_found_near_its_onset(onset):
+    y = curve(600)
+    t = np.arange(600)
+    y[onset:] *= np.exp((t[onset:] - onset) / 60)
+    f = only(diagnose(y, num_classes=K), "divergence")[0]
+    assert f.severity == "error"
+    assert onset - 10 <= f.step <= onset + 60
+    assert "underfitting" not in kinds(diagnose(y, num_classes=K))
+
+
+def test_slow_rise_is_divergence_warning():
+    y = curve(600, floor=0.5)
+    y[350:] *= 1 + np.linspace(0, 0.8, 250)
+    f = only(diagnose(y), "divergence")[0]
+    assert f.severity == "warning" and 330 <= f.step <= 450
+
+
+@pytest.mark.parametrize("where", [[120], [200, 450], [90, 300, 520]])
+def test_spikes_found_at_their_steps(where):
+    y = curve(600)
+    for i in where:
+        y[i] *= 3.0
+    found = [f.step for f in only(diagnose(y, num_classes=K), "spike")]
+    assert found == where
+
+
+def test_spike_on_epoch_log_has_epoch():
+    e = np.arange(40)
+    y = 0.5 + 2 * np.exp(-e / 8)
+    y[25] *= 2.5
+    f = only(diagnose({"epoch": e, "loss": y}), "spike")[0]
+    assert f.epoch == 25 and f.step is None
+
+
+def test_many_spikes_are_summarised():
+    y = curve(800)
+    for i in range(100, 800, 60):
+        y[i] *= 3
+    spikes = only(diagnose(y), "spike")
+    assert len(spikes) == 6 and "more spikes" in spikes[-1].message
+
+
+def test_no_learning_plateau():
+    y = LN_K * (1 + 0.03 * np.random.default_rng(0).standard_normal(400))
+    findings = diagnose(y, num_classes=K)
+    p = only(findings, "plateau")[0]
+    assert p.severity == "warning" and p.step <= 20 and "not improved since the start" in p.message
+    assert "underfitting" in kinds(findings)
+
+
+def test_stuck_plateau_and_mid_run_stall():
+    rng = np.random.default_rng(1)
+    stuck = np.concatenate([LN_K - 0.3 * np.arange(100) / 100, np.full(300, LN_K - 0.3)])
+    stuck *= 1 + 0.02 * rng.standard_normal(400)
+    p = only(diagnose(stuck, num_classes=K), "plateau")[0]
+    assert p.severity == "warning" and 60 <= p.step <= 140 and "stuck" in p.message
+    stall = np.concatenate(
+        [
+            LN_K - 0.5 * np.arange(100) / 100,
+            np.full(150, LN_K - 0.5),
+            (LN_K - 0.5) * np.exp(-np.arange(250) / 60) + 0.1,
+        ]
+    ) * (1 + 0.02 * rng.standard_normal(500))
+    findings = diagnose(stall, num_classes=K)
+    p = only(findings, "plateau")[0]
+    assert p.severity == "info" and 70 <= p.step <= 130 and "then improved again" in p.message
+    assert "healthy" in kinds(findings)
+
+
+@pytest.mark.parametrize("best", [12, 20, 30])
+def test_overfitting_reports_epoch_of_validation_minimum(best):
+    e = np.arange(45)
+    rng = np.random.default_rng(best)
+    train = 0.1 + 2.2 * np.exp(-e / 6)
+    val = 0.6 + 1.7 * np.exp(-e / 6) + 0.004 * np.maximum(0, e - best) ** 2 - 0.002 * np.maximum(0, best - e)
+    val = val * (1 + 0.005 * rng.standard_normal(e.size))
+    true_min = int(np.argmin(val))
+    f = only(diagnose({"epoch": e, "loss": train, "val_loss": val}, num_classes=K), "overfitting")[0]
+    assert abs(f.epoch - true_min) <= 2
+    assert f.epoch == int(np.argmin(val))  # the actual best epoch, to keep its checkpoint
+    assert "early stopping" in f.message
+
+
+def test_overfitting_with_steps_on_both_curves():
+    steps = np.arange(1000)
+    train = (0.2 + 2 * np.exp(-steps / 150)) * (1 + 0.05 * np.random.default_rng(0).standard_normal(1000))
+    vsteps = np.arange(49, 1000, 50)
+    val = 0.5 + 1.8 * np.exp(-vsteps / 150) + 1e-6 * np.maximum(0, vsteps - 500) ** 2
+    h = losskit.diagnostics.History(
+        losskit.diagnostics.Series(train, steps), losskit.diagnostics.Series(val, vsteps)
+    )
+    f = only(diagnose(h), "overfitting")[0]
+    assert f.step == vsteps[np.argmin(val)]
+
+
+def test_no_overfitting_when_train_rises_too():
+    e = np.arange(30)
+    train = 1.0 + 0.02 * (e - 10) ** 2 / 10
+    val = 1.2 + 0.02 * (e - 10) ** 2 / 10
+    assert "overfitting" not in kinds(diagnose({"epoch": e, "loss": train, "val_loss": val}))
+
+
+def test_underfitting_both_high():
+    e = np.arange(30)
+    train = LN_K * (0.95 - 0.002 * e)
+    val = LN_K * (0.97 - 0.002 * e)
+    f = only(diagnose({"epoch": e, "loss": train, "val_loss": val}, num_classes=K), "underfitting")[0]
+    assert "learned little" in f.message and f.epoch == 29
+    assert "underfitting" not in kinds(diagnose(curve(), num_classes=K))
+
+
+def test_findings_shape_and_order():
+    y = curve()
+    y[300] *= 4
+    y[500:] = np.nan
+    findings = diagnose(y, num_classes=K)
+    assert all(isinstance(f, Finding) for f in findings)
+    assert all(f.kind in KINDS and f.severity in SEVERITIES for f in findings)
+    ranks = [SEVERITIES.index(f.severity) for f in findings]
+    assert ranks == sorted(ranks)
+    d = findings[0].to_dict()
+    assert set(d) == {"kind", "severity", "step", "epoch", "message"}
+
+
+def test_as_history_inputs():
+    h = as_history({"train": [3.0, 2.0, 1.0, 0.9], "val": [2.5, 1.5]})
+    assert list(h.val.step) == [1, 3]
+    h = as_history([1.0, 0.5])
+    assert list(h.train.step) == [0, 1]
+
+    class KerasHistory:
+        history = {"loss": [2.0, 1.0], "val_loss": [2.1, 1.2]}
+
+    assert as_history(KerasHistory()).val.name == "val_loss"
+    with pytest.raises(TypeError, match="read_log"):
+        as_history("metrics.csv")
+    with pytest.raises(ValueError, match="no train loss column"):
+        as_history({"accuracy": [0.1, 0.2]})
+    with pytest.raises(ValueError, match="empty"):
+        diagnose([])
+    with pytest.raises(ValueError, match="unknown task"):
+        diagnose([1.0, 0.5], task="astrology")
+    with pytest.raises(ValueError, match="baseline must be a finite number"):
+        diagnose([1.0, 0.5], baseline=float("nan"))
+
+
+def test_short_histories_do_not_crash():
+    for n in range(1, 12):
+        assert diagnose(np.linspace(2, 1, n), num_classes=K)
+
+
+# -- recommend / explain -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_recommend_every_task(task):
+    r = recommend(task)
+    assert r.task == task and r.output_layer and r.loss.startswith("losskit.") and r.why and r.mistakes
+    name = r.loss.split("(")[0].removeprefix("losskit.")
+    assert callable(getattr(losskit, name))  # the recommended call exists
+    assert set(r.to_dict()) >= {"output_layer", "loss", "why", "baseline", "mistakes"}
+
+
+def test_recommend_mentions_the_classic_traps():
+    assert any("softmax" in m.lower() and "logits" in m for m in recommend("multiclass").mistakes)
+    assert any("batchmean" in m for m in recommend("distribution").mistakes)
+    assert "with_logits" in recommend("binary").loss
+    with pytest.raises(ValueError, match="known tasks"):
+        recommend("astrology")
+
+
+@pytest.mark.parametrize("info", losskit.catalog(), ids=lambda i: i.name)
+def test_explain_every_catalogued_loss(info):
+    e = explain(info.name)
+    assert e.name == info.name and e.formula == info.formula and e.family == info.family
+    assert set(e.properties) == {"non_negative", "zero_at_perfection", "convex", "robust_to_outliers"}
+    assert e.equivalents == {"torch": info.torch, "optax": info.optax, "keras": info.keras}
+    assert e.summary
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mse",
+        "mae",
+        "huber",
+        "smooth_l1",
+        "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+        "cross_entropy",
+        "nll",
+        "kl_div",
+    ],
+)
+def test_explain_described_losses_are_complete(name):
+    e = explain(name)
+    assert e.derivative and all(v for v in e.properties.values()) and e.notes and e.baseline
+
+
+def test_explain_aliases_and_errors():
+    assert explain("bce").name == "binary_cross_entropy"
+    assert explain("l1").name == "mae"
+    assert explain(losskit.mse).name == "mse"
+    assert "batchmean" in explain("kl_div").notes
+    with pytest.raises(ValueError, match="known losses"):
+        explain("nope")
