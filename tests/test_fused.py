@@ -26,10 +26,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _no_numba(monkeypatch):
-    """The pure NumPy path must work without numba: "auto" never picks it in these tests unless
-    a test asks for kernel="numba" explicitly."""
-    monkeypatch.setenv("LOSSKIT_DISABLE_NUMBA", "1")
+def _no_numba(monkeypatch, request):
+    """The pure NumPy path must work without numba: numba is disabled in these tests except
+    where a test asks for kernel="numba" explicitly."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("kernel") != "numba":
+        monkeypatch.setenv("LOSSKIT_DISABLE_NUMBA", "1")
 
 
 def _strict_reference(x, t, **kw):
