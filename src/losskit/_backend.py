@@ -128,3 +128,19 @@ def finish(
 ) -> tuple[Array, dict[int, Array]]:
     """Return ``(value, grads)`` in the caller's dtype (undoing float16/bfloat16 lifting)."""
     return restore(xp, value, dtype), {k: restore(xp, g, dtype) for k, g in grads.items()}
+
+
+def stop_gradient(x: Array) -> Array:
+    """``x`` with autograd cut (``Tensor.detach`` on PyTorch, ``jax.lax.stop_gradient`` on JAX).
+
+    For the few losses whose published gradient treats part of the value as a constant (Circle
+    loss's weights): torch autograd and ``jax.grad`` through losskit then give that gradient,
+    the same as losskit's analytic one.  Libraries without autograd get ``x`` back unchanged.
+    """
+    if array_api_compat.is_torch_array(x):
+        return x.detach()
+    if array_api_compat.is_jax_array(x):
+        import jax
+
+        return jax.lax.stop_gradient(x)
+    return x
