@@ -355,9 +355,9 @@ def run_demo(
         train=chars_train,
         val=chars_val,
         loss_fn=losskit.cross_entropy,
-        epochs=3 if quick else 10,
-        batch=128,
-        lr=1e-3,
+        epochs=4 if quick else 10,
+        batch=64 if quick else 128,
+        lr=3e-3 if quick else 1e-3,
         rng=rng,
         progress=progress,
     )

@@ -83,7 +83,7 @@ DIVERGE_Z = 6.0  # ... and in noise deviations of the smoothed curve
 DIVERGE_PERSIST = 0.9  # fraction of the points after onset that must stay up
 EXPLODE_RATIO = 10.0  # a raw value above 10x the start: "exploding"
 SPIKE_Z = 6.0  # robust z-score of a point above the running median
-SPIKE_REL = 0.1  # ... and at least 10% above it
+SPIKE_REL = 0.25  # ... and at least 25% above it
 SPIKE_WINDOW = 9  # running-median window (points)
 MAX_SPIKES = 5  # spikes reported one by one; more are summarised
 NOISE_WINDOW = 101  # points over which the local noise level is measured
@@ -510,7 +510,9 @@ def _detect_spikes(ctx: _Context, stop: int) -> list[Finding]:
     resid = z - _rolling_median(z, SPIKE_WINDOW)
     d2 = np.abs(np.diff(z, 2)) if n >= 3 else np.zeros(1)
     d2 = np.concatenate([d2[:1], d2, d2[-1:]])[:n]
-    sigma = np.maximum(1.4826 / math.sqrt(6.0) * _rolling_median(d2, NOISE_WINDOW), 1e-12)
+    sigma = 1.4826 / math.sqrt(6.0) * _rolling_median(d2, NOISE_WINDOW)
+    # never below the spread of the residuals themselves (heavy-tailed noise fools the first)
+    sigma = np.maximum(np.maximum(sigma, _mad_sigma(resid)), 1e-12)
     jump = np.diff(z, prepend=z[0])  # a spike jumps up from the point before it
     rel = y - med
     cand = (resid > SPIKE_Z * sigma) & (rel > SPIKE_REL * level) & (jump > SPIKE_Z * sigma)

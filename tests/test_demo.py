@@ -1,0 +1,118 @@
+"""``losskit demo``: the worked examples, the two training runs, the diagnosis and the pictures."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import losskit
+from losskit.data import ALPHABET, character_chain, waves
+from losskit.demo import run_demo, worked_examples
+
+SCRIPT = Path(sys.executable).with_name("losskit")
+
+
+def test_worked_examples_are_the_teaching_numbers():
+    rows = {r["example"].split("(")[0] + str(i): r for i, r in enumerate(worked_examples())}
+    values = [r["loss"] for r in rows.values()]
+    assert values == pytest.approx([0.1, 0.09, math.log(27), 0.41703002], abs=5e-9)
+    guesses = [r["guess"] for r in rows.values()]
+    assert guesses == pytest.approx([np.var([2.0, 3.0, 5.0]), 0.25, math.log(27), math.log(3)], rel=1e-12)
+    grads = [r["gradient"] for r in rows.values()]
+    assert grads[0] == "[0.3333, 0.0667, -0.1333]" and grads[1] == "[-0.6000]"
+    assert grads[2] == f"[{1 / 27 - 1:.4f}, {1 / 27:.4f} x26]"
+    p = np.exp([2.0, 1.0, 0.1]) / np.exp([2.0, 1.0, 0.1]).sum()
+    assert grads[3] == "[" + ", ".join(f"{v:.4f}" for v in p - np.array([1, 0, 0])) + "]"
+
+
+def test_datasets_are_deterministic_and_sensible():
+    a_train, a_val, text = character_chain(500, 100, seed=3)
+    b_train, _, _ = character_chain(500, 100, seed=3)
+    np.testing.assert_array_equal(a_train.y, b_train.y)
+    assert a_train.x.shape == (500, 2) and a_val.y.shape == (100,)
+    assert set(text) <= set(ALPHABET) and 0 < a_train.oracle_loss < math.log(27)
+    w_train, w_val = waves(300, 50, seed=1)
+    assert w_train.x.shape == (300, 2) and w_train.y.shape == (300, 1)
+    assert w_train.oracle_loss == pytest.approx(0.01, rel=0.3)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    text = io.StringIO()
+    result = run_demo(out, quick=True, progress=False, stream=text)
+    return result, text.getvalue(), out
+
+
+def test_quick_demo_trains_and_diagnoses(quick):
+    result, text, out = quick
+    ce, reg = result.tasks
+    assert ce.loss == "cross_entropy" and reg.loss == "mse"
+    for task in result.tasks:
+        kinds = [f.kind for f in task.findings]
+        assert "init_ok" in kinds and "healthy" in kinds, kinds
+        assert not [f for f in task.findings if f.severity != "info"]
+        assert abs(task.start / task.baseline - 1) <= 0.2
+        assert task.final_val < 0.8 * task.baseline  # it learned
+    assert ce.baseline == pytest.approx(math.log(27))
+    assert ce.final_val > ce.oracle * 0.98  # nothing beats the process that made the data
+    assert [f.kind for f in result.naive_findings if f.severity == "error"] == ["bad_init"]
+
+
+def test_quick_demo_report(quick):
+    result, text, out = quick
+    for number in ("0.1000", "0.0900", "3.2958", "0.4170", "1.5556", "1.0986"):
+        assert number in text
+    assert "close to the baseline" in text
+    assert "Summary:" in text and "perplexity" in text
+    assert f"Loss curves written to {out}" in text
+    for task in result.tasks:
+        assert task.plot.parent == out
+        assert task.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and task.plot.stat().st_size > 10_000
+        assert str(task.plot) in text
+
+
+def test_demo_gradients_come_from_losskit(quick):
+    # the backward pass of the loss is losskit's analytic gradient: check it against finite differences
+    rng = np.random.default_rng(0)
+    logits, targets = rng.normal(size=(4, 27)), rng.integers(0, 27, size=4)
+    _, g = losskit.value_and_grad(losskit.cross_entropy)(logits, targets)
+    eps = 1e-6
+    e = np.zeros_like(logits)
+    e[1, 5] = eps
+    fd = (
+        float(losskit.cross_entropy(logits + e, targets)) - float(losskit.cross_entropy(logits - e, targets))
+    ) / (2 * eps)
+    assert g[1, 5] == pytest.approx(fd, rel=1e-6)
+
+
+def test_console_script_quick_demo(tmp_path):
+    if not SCRIPT.exists():
+        pytest.skip("console script not installed")
+    out = tmp_path / "pictures"
+    r = subprocess.run(
+        [str(SCRIPT), "demo", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert "close to the baseline" in r.stdout and str(out) in r.stdout
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["characters-cross-entropy.png", "waves-mse.png"]
+    r = subprocess.run(
+        [str(SCRIPT), "demo", "--quick", "--out", str(out / "characters-cross-entropy.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2 and "not a folder" in r.stderr and "Traceback" not in r.stderr
