@@ -12,10 +12,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -293,6 +294,26 @@ def run_demo(
       stream: where the report goes.
       plots: write the PNGs (needs matplotlib).
     """
+    with _one_blas_thread():
+        return _run_demo(out_dir, quick=quick, progress=progress, seed=seed, stream=stream, plots=plots)
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """The demo's matrices are small: a multi-threaded BLAS spends more time coordinating threads
+    than multiplying, and on a busy machine its spinning threads slow it down tenfold."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional (the 'all' extra): run with the BLAS as configured
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _run_demo(
+    out_dir: str | Path, *, quick: bool, progress: bool, seed: int, stream: TextIO | None, plots: bool
+) -> DemoResult:
     import losskit
     from losskit.data import ALPHABET, character_chain, waves
 
