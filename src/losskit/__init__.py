@@ -7,6 +7,8 @@ returns the caller's array type; every loss has an analytic gradient through
 
 from __future__ import annotations
 
+import sys as _sys
+
 __version__ = "0.1.0"
 
 # Each family module declares its public names in __all__; they are all re-exported here.
@@ -23,7 +25,6 @@ from . import (
     regression,
     segmentation,
     sequence,
-    sparsemax,
 )
 from ._catalog import LossInfo, catalog, lookup
 from ._gradients import grad, value_and_grad
@@ -62,7 +63,7 @@ _FAMILY_MODULES = (
     classification_variants,
     linear,
     margin,
-    sparsemax,
+    _sys.modules[__name__ + ".sparsemax"],  # the module: its function sparsemax took the name
     divergence,
     contrastive,
     ranking,
