@@ -31,6 +31,18 @@ def _logaddexp(xp, a: Array, b: Array) -> Array:
     return m + xp.log1p(xp.exp(lo - m_safe))
 
 
+def _normalise(xp, x: Array, log_sum: bool = False) -> tuple[Array, Array]:
+    """Shift each row of ``x`` (N, L) by its maximum, or by its logsumexp when ``log_sum``;
+    return the shifted rows and the (N,) shifts.  Rows of -inf stay -inf with shift 0."""
+    m = xp.max(x, axis=1)
+    empty = m == -math.inf
+    m = xp.where(empty, xp.zeros_like(m), m)
+    if log_sum:
+        total = xp.sum(xp.exp(x - xp.expand_dims(m, 1)), axis=1)  # >= 1 unless the row is empty
+        m = m + xp.log(xp.where(empty, xp.ones_like(total), total))
+    return x - xp.expand_dims(m, 1), m
+
+
 def _shift_right(xp, a: Array, k: int, fill) -> Array:
     """a[:, s - k] at position s (``fill`` for s < k), along the last axis."""
     pad = xp.full((a.shape[0], k), fill, dtype=a.dtype)
@@ -68,6 +80,12 @@ def _as_lengths(xp, lengths: object, name: str, batch: int | None) -> Array:
     return xp.reshape(lengths, (-1,))
 
 
+def _read(x: Array) -> int | None:
+    """A 0-d integer result as a Python int, or None when it cannot be read now (inside
+    ``jax.jit`` even operations on concrete arrays are traced; Dask is never read)."""
+    return int(x) if is_concrete(x) else None
+
+
 def _check_range(xp, x: Array, given: object, name: str, low: int, high: int | None, what: str) -> None:
     """Every value in [low, high]: checked on Python values as given, else on concrete arrays."""
     if not is_array(given):
@@ -78,10 +96,9 @@ def _check_range(xp, x: Array, given: object, name: str, low: int, high: int | N
     else:
         if not is_concrete(x) or x.shape[0] == 0:
             return
-        lo, hi = xp.min(x), xp.max(x)
-        if not is_concrete(lo):
+        lo, hi = _read(xp.min(x)), _read(xp.max(x))
+        if lo is None or hi is None:
             return
-        lo, hi = int(lo), int(hi)
     if lo < low:
         raise ValueError(f"{name} must be >= {low}; got {lo}")
     if high is not None and hi > high:
@@ -93,15 +110,12 @@ def _padded_targets(xp, targets, target_lengths, batch, blank, concatenated):
     tl = target_lengths
     if concatenated:
         total = targets.shape[0]
-        if is_concrete(tl) and is_concrete(targets):
-            s = int(xp.sum(tl))
-            if s != total:
-                raise ValueError(
-                    f"concatenated targets must hold sum(target_lengths) = {s} labels; got {total}"
-                )
-            width = max(1, int(xp.max(tl)))
-        else:  # lengths unknown at trace time: the widest a target can be
-            width = max(1, total)
+        s = _read(xp.sum(tl)) if is_concrete(tl) else None
+        if s is not None and s != total:
+            raise ValueError(f"concatenated targets must hold sum(target_lengths) = {s} labels; got {total}")
+        longest = _read(xp.max(tl)) if s is not None and tl.shape[0] > 0 else None
+        # lengths unknown at trace time: the widest a target can be
+        width = max(1, total if longest is None else longest)
         n = xp.arange(batch, dtype=tl.dtype)
         # offset of sample n in the concatenation: sum of the lengths before it
         offsets = xp.sum(
@@ -267,11 +281,11 @@ def ctc(
     if is_concrete(labels) and is_concrete(label_valid):
         # only the labels inside each target length are read (PyTorch ignores the padding)
         inside = xp.where(label_valid, labels, xp.full_like(labels, num_classes + 1))
-        if bool(xp.any(inside == blank)):
+        if _read(xp.any(inside == blank)):
             raise ValueError(f"targets must not contain the blank label {blank} (within target_lengths)")
         counted = xp.where(label_valid, labels, xp.full_like(labels, blank))
-        lo, hi = int(xp.min(counted)), int(xp.max(counted))
-        if lo < 0 or hi >= num_classes:
+        lo, hi = _read(xp.min(counted)), _read(xp.max(counted))
+        if lo is not None and hi is not None and (lo < 0 or hi >= num_classes):
             raise ValueError(
                 f"targets hold label {lo if lo < 0 else hi}, outside [0, {num_classes - 1}] "
                 f"for {num_classes} classes"
@@ -301,20 +315,25 @@ def ctc(
     s_row = xp.expand_dims(s, 0)
     il_col, tl_col = xp.expand_dims(il, 1), xp.expand_dims(tl, 1)
 
-    # forward: alpha starts "before frame 0" in the leading blank with log-probability 0
+    # forward: alpha starts "before frame 0" in the leading blank with log-probability 0.
+    # Each step is shifted by its maximum (kept in log_scale) so alpha stays near 0: float32
+    # keeps its precision over long sequences and large log-probabilities.
     alpha = xp.where(s_row == 0, zero, neg_inf)
+    log_scale = xp.zeros((batch,), dtype=dtype)
     alphas = []
     for t in range(num_frames):
         prev = _logaddexp(xp, alpha, _shift_right(xp, alpha, 1, -math.inf))
         prev = _logaddexp(xp, prev, xp.where(skip, _shift_right(xp, alpha, 2, -math.inf), neg_inf))
-        new = emit[t, ...] + prev
+        new, shift = _normalise(xp, emit[t, ...] + prev)
         alphas.append(new)
-        alpha = xp.where(il_col > t, new, alpha)  # frozen after each sequence's last frame
+        active = il > t  # frozen after each sequence's last frame
+        alpha = xp.where(xp.expand_dims(active, 1), new, alpha)
+        log_scale = log_scale + xp.where(active, shift, xp.zeros_like(shift))
     # the path ends in the last label or the trailing blank of y'
     end_blank = xp.sum(xp.where(s_row == 2 * tl_col, alpha, zero), axis=1)
     end_label = xp.sum(xp.where(s_row == 2 * tl_col - 1, alpha, zero), axis=1)
     end_label = xp.where(tl > 0, end_label, xp.full_like(end_label, -math.inf))
-    log_likelihood = _logaddexp(xp, end_blank, end_label)
+    log_likelihood = log_scale + _logaddexp(xp, end_blank, end_label)
     feasible = log_likelihood > -math.inf
     loss = -log_likelihood
     if zero_infinity:
@@ -336,7 +355,6 @@ def ctc(
         # backward: beta_t(s) = log-probability of frames t+1 .. T_n-1 given y'_s at frame t
         end = (s_row == 2 * tl_col) | (s_row == 2 * tl_col - 1)
         end = xp.where(end, zero, neg_inf)
-        log_norm = xp.expand_dims(xp.where(feasible, log_likelihood, xp.zeros_like(log_likelihood)), 1)
         posteriors = [None] * num_frames
         beta = neg_inf
         for t in range(num_frames - 1, -1, -1):
@@ -347,8 +365,12 @@ def ctc(
                 step = _logaddexp(xp, x, _shift_left(xp, x, 1, -math.inf))
                 step = _logaddexp(xp, step, xp.where(skip_from, _shift_left(xp, x, 2, -math.inf), neg_inf))
             beta = xp.where(il_col - 1 == t, end, xp.where(il_col - 1 > t, step, neg_inf))
-            # occupation probability of y'_s at frame t (0 past T_n and for infeasible sequences)
-            posteriors[t] = xp.exp(alphas[t] + beta - log_norm)
+            beta, _ = _normalise(xp, beta)  # only ratios within a frame matter below
+            # occupation probability of y'_s at frame t: every complete alignment occupies one
+            # s per frame, so alpha_t beta_t normalised over s is the posterior, whatever the
+            # scales (0 past T_n and for infeasible sequences, where all of it is -inf)
+            joint, _ = _normalise(xp, alphas[t] + beta, log_sum=True)
+            posteriors[t] = xp.exp(joint)
         gamma = xp.permute_dims(xp.stack(posteriors, axis=0), (1, 0, 2))  # (N, T, L')
         one_hot = xp.astype(xp.expand_dims(ext, 2) == xp.arange(num_classes, dtype=ext.dtype), dtype)
         occupation = xp.permute_dims(xp.matmul(gamma, one_hot), (1, 0, 2))  # (T, N, C)
