@@ -116,3 +116,18 @@ def test_console_script_quick_demo(tmp_path):
         timeout=300,
     )
     assert r.returncode == 2 and "not a folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_progress_falls_back_to_plain_lines_without_tqdm(monkeypatch, capsys):
+    from losskit import demo
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    bar = demo._progress(20, "training", enabled=True)
+    assert isinstance(bar, demo._PlainBar)
+    for _ in range(20):
+        bar.update(1)
+    bar.close()
+    err = capsys.readouterr().err
+    assert "training: 100% (20/20 steps)" in err and "training:  50%" in err
+    assert demo._progress(5, "quiet", enabled=False).stream is None

@@ -206,6 +206,8 @@ def plot_loss(loss: Any, *, path: str | os.PathLike[str]) -> Path:
         rows = list(_curves(info.name, function, kind, span, targets))
     except Exception as exc:  # an elementwise call that this loss does not support
         raise ValueError(f"no loss/gradient picture for {info.name}: {exc}") from None
+    if any(np.shape(v) != x.shape or np.shape(g) != x.shape for _, x, v, g in rows):
+        raise ValueError(f"no loss/gradient picture for {info.name}: it is not an elementwise loss")
     fig = _figure(10.0, 4.0)
     ax_l, ax_g = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for label, x, value, g in rows:
