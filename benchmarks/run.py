@@ -88,22 +88,29 @@ def _limit_threads() -> None:
     fused.set_num_threads(THREADS)
 
 
-def _ce_call(impl: str, n: int, v: int):
-    """Build (n, v) float32 inputs; return (call, state) where call() does forward+backward."""
+def _ce_inputs(n: int, v: int) -> dict:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    x_np = rng.standard_normal((n, v), dtype=np.float32)
-    t_np = rng.integers(0, v, n)
+    return {"x": rng.standard_normal((n, v), dtype=np.float32), "t": rng.integers(0, v, n)}
+
+
+def _ce_call(impl: str, inputs: dict):
+    """Return (call, state): call() does one forward+backward on (n, v) float32 logits and
+    leaves its outputs in state["out"]; state["reset"]() releases them."""
+    import numpy as np
+
+    x_np, t_np = inputs["x"], inputs["t"]
     state: dict = {}
     if impl.startswith(("losskit numpy", "losskit numba")):
         from losskit.fused import fused_cross_entropy
 
         inplace = impl.endswith("inplace")
         kernel = impl.split()[1]
+        if inplace:  # it overwrites its logits: a copy of its own
+            x_np = np.array(x_np)
 
         def call():
-            state.clear()
             state["out"] = fused_cross_entropy(x_np, t_np, inplace=inplace, kernel=kernel)
 
         return call, state
@@ -113,12 +120,10 @@ def _ce_call(impl: str, n: int, v: int):
         import optax
 
         x, t = jnp.asarray(x_np), jnp.asarray(t_np)
-        del x_np
         ce = optax.losses.softmax_cross_entropy_with_integer_labels
         f = jax.jit(jax.value_and_grad(lambda a, b: ce(a, b).mean()))
 
         def call():
-            state.clear()
             state["out"] = jax.block_until_ready(f(x, t))
 
         return call, state
@@ -140,8 +145,6 @@ def _ce_call(impl: str, n: int, v: int):
         loss_fn = F.cross_entropy
 
     def call():
-        state.pop("out", None)
-        x.grad = None
         loss = loss_fn(x, t)
         loss.backward()
         state["out"] = (loss.detach(), x.grad)
@@ -150,13 +153,17 @@ def _ce_call(impl: str, n: int, v: int):
     return call, state
 
 
-def _linear_call(impl: str, n: int, d: int, v: int):
+def _linear_inputs(n: int, d: int, v: int) -> dict:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    x_np = (rng.standard_normal((n, d), dtype=np.float32) * 0.5).astype(np.float32)
-    w_np = (rng.standard_normal((v, d), dtype=np.float32) * (1.0 / np.sqrt(d))).astype(np.float32)
-    t_np = rng.integers(0, v, n)
+    x = (rng.standard_normal((n, d), dtype=np.float32) * 0.5).astype(np.float32)
+    w = (rng.standard_normal((v, d), dtype=np.float32) * (1.0 / np.sqrt(d))).astype(np.float32)
+    return {"x": x, "w": w, "t": rng.integers(0, v, n)}
+
+
+def _linear_call(impl: str, inputs: dict):
+    x_np, w_np, t_np = inputs["x"], inputs["w"], inputs["t"]
     state: dict = {}
     if impl == "losskit numpy":
         import losskit as lk
@@ -164,7 +171,6 @@ def _linear_call(impl: str, n: int, d: int, v: int):
         vg = lk.value_and_grad(lk.linear_cross_entropy, argnums=(0, 1))
 
         def call():
-            state.clear()
             state["out"] = vg(x_np, w_np, t_np)
 
         return call, state
@@ -195,8 +201,6 @@ def _linear_call(impl: str, n: int, d: int, v: int):
             return F.linear_cross_entropy(x, w, t, options=options)
 
     def call():
-        state.pop("out", None)
-        x.grad = w.grad = None
         loss = loss_fn()
         loss.backward()
         state["out"] = (loss.detach(), x.grad, w.grad)
@@ -230,32 +234,45 @@ def _bandwidth(gib: float = 1.0) -> dict:
     return {"gbps": 2 * src.nbytes / min(times) / 1e9}
 
 
+def _build(kind: str, impls: list[str], size: list[int]) -> dict:
+    inputs = _ce_inputs(*size) if kind == "ce" else _linear_inputs(*size)
+    build = _ce_call if kind == "ce" else _linear_call
+    return {impl: build(impl, inputs) for impl in impls}
+
+
+def _release(state: dict) -> None:
+    state.pop("out", None)
+    reset = state.get("reset")
+    if reset is not None:
+        reset()
+
+
 def worker(spec: dict) -> dict:
+    """One implementation of one case, in this fresh process: a warm-up call; VmRSS, reset of
+    the peak, one call, VmHWM (the peak extra memory); the remaining warm-up calls; then
+    ``repeats`` timed calls, outputs released between calls outside the timed region."""
     _limit_threads()
     if spec["kind"] == "bandwidth":
         return _bandwidth(spec.get("gib", 1.0))
-    if spec["kind"] == "ce":
-        call, state = _ce_call(spec["impl"], *spec["size"])
-    else:
-        call, state = _linear_call(spec["impl"], *spec["size"])
+    ((call, state),) = _build(spec["kind"], [spec["impl"]], spec["size"]).values()
     call()  # warm-up: compilation, first-touch of persistent buffers
-    reset = state.pop("reset", None)
-    state.clear()  # drop the warm-up's outputs: the measured call's outputs count as extra
-    if reset is not None:
-        reset()
+    _release(state)  # the measured call's outputs count as extra memory
     rss = _status("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     call()
-    peak = _status("VmHWM") - rss
+    peak = max(_status("VmHWM") - rss, 0)
+    _release(state)
     for _ in range(spec["warmup"] - 1):
         call()
+        _release(state)
     times = []
     for _ in range(spec["repeats"]):
         t0 = time.perf_counter()
         call()
         times.append(time.perf_counter() - t0)
-    return {"time": statistics.median(times), "times": times, "peak": max(peak, 0)}
+        _release(state)
+    return {"peak": peak, "times": times}
 
 
 # -- the driver --------------------------------------------------------------------------------
@@ -271,6 +288,45 @@ def run_worker(spec: dict, timeout: float) -> dict:
         lines = (out.stderr.strip().splitlines() or ["?"])[-1]
         return {"error": lines[:200]}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(kind, impls, size, warmup, repeats, rounds, timeout, raw) -> dict:
+    """Each implementation in fresh processes, ``rounds`` times, visiting the implementations
+    forwards then backwards so that drifts in machine load hit all of them alike; the time is
+    the median of every timed call, the peak memory the smallest seen (a fresh process each)."""
+    results: dict[str, dict] = {impl: {"times": [], "peaks": []} for impl in impls}
+    for k in range(rounds):
+        for impl in impls if k % 2 == 0 else impls[::-1]:
+            if "error" in results[impl]:
+                continue
+            spec = {"kind": kind, "impl": impl, "size": size, "warmup": warmup, "repeats": repeats}
+            r = run_worker(spec, timeout)
+            if "error" in r:
+                results[impl]["error"] = r["error"]
+                continue
+            results[impl]["times"] += r["times"]
+            results[impl]["peaks"].append(r["peak"])
+    for impl, r in results.items():
+        if "error" not in r:
+            r["time"] = statistics.median(r["times"])
+            r["peak"] = min(r["peaks"])
+        raw.append({"kind": kind, "size": size, "impl": impl, **r})
+        print(f"  {kind} {size} {impl}: {r}", file=sys.stderr, flush=True)
+    return results
+
+
+def row(case, impl, r, base, logits, floor) -> tuple:
+    if "error" in r:
+        return (case, impl, r["error"], "", "", "", "")
+    return (
+        case,
+        impl,
+        fmt_time(r["time"]),
+        f"{r['time'] / base:.2f}x" if base else "",
+        "" if floor is None else f"{r['time'] / floor:.1f}x",
+        f"{r['peak'] / 2**20:.1f}",
+        f"{r['peak'] / logits:.2f}x",
+    )
 
 
 def machine() -> str:
@@ -318,7 +374,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--only", choices=["ce", "linear"], help="run one table part")
-    parser.add_argument("--repeats", type=int, default=None, help="timed calls per row (median)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per process (default 3)")
+    parser.add_argument("--rounds", type=int, default=None, help="fresh processes per row (CE 3, linear 1)")
     parser.add_argument("--linear-sizes", default=None, help="e.g. 8192x1024x32000,8192x2048x32000")
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -331,8 +388,10 @@ def main(argv=None) -> int:
     lin_sizes = QUICK_LINEAR_SIZES if args.quick else LINEAR_SIZES
     if args.linear_sizes:
         lin_sizes = [tuple(int(p) for p in s.split("x")) for s in args.linear_sizes.split(",")]
-    ce_repeats = args.repeats or (2 if args.quick else 7)
+    ce_repeats = args.repeats or (2 if args.quick else 3)
     lin_repeats = args.repeats or (2 if args.quick else 3)
+    rounds = args.rounds or (1 if args.quick else 3)
+    lin_rounds = args.rounds or 1
     timeout = 120 if args.quick else 3600
 
     from losskit import fused
@@ -345,63 +404,28 @@ def main(argv=None) -> int:
     raw: list[dict] = []
 
     if args.only in (None, "ce"):
+        impls = [i for i in CE_IMPLS if "numba" not in i or fused.numba_available()]
         for n, v in ce_sizes:
             logits = n * v * 4
             floor = 2 * logits / (gbps * 1e9)
-            results = {}
-            for impl in CE_IMPLS:
-                if "numba" in impl and not fused.numba_available():
-                    continue
-                spec = {"kind": "ce", "impl": impl, "size": [n, v], "warmup": 2, "repeats": ce_repeats}
-                results[impl] = r = run_worker(spec, timeout)
-                raw.append({**spec, **r})
-                print(f"  ce {n}x{v} {impl}: {r}", file=sys.stderr, flush=True)
+            results = measure("ce", impls, [n, v], 2, ce_repeats, rounds, timeout, raw)
             base = results["F.cross_entropy + autograd"].get("time")
             for impl, r in results.items():
-                if "error" in r:
-                    rows.append((f"CE {n}x{v}", impl, r["error"], "", "", "", ""))
-                    continue
-                rows.append((
-                    f"CE {n}x{v}",
-                    impl,
-                    fmt_time(r["time"]),
-                    f"{r['time'] / base:.2f}x" if base else "",
-                    f"{r['time'] / floor:.1f}x",
-                    f"{r['peak'] / 2**20:.1f}",
-                    f"{r['peak'] / logits:.2f}x",
-                ))  # fmt: skip
+                rows.append(row(f"CE {n}x{v}", impl, r, base, logits, floor))
     if args.only in (None, "linear"):
         for n, d, v in lin_sizes:
-            logits = n * v * 4
-            results = {}
-            for impl in LINEAR_IMPLS:
-                spec = {"kind": "linear", "impl": impl, "size": [n, d, v], "warmup": 1}
-                spec["repeats"] = lin_repeats
-                results[impl] = r = run_worker(spec, timeout)
-                raw.append({**spec, **r})
-                print(f"  linear {n}x{d}x{v} {impl}: {r}", file=sys.stderr, flush=True)
+            results = measure("linear", LINEAR_IMPLS, [n, d, v], 1, lin_repeats, lin_rounds, timeout, raw)
             base = results["F.cross_entropy(F.linear) naive"].get("time")
             for impl, r in results.items():
-                if "error" in r:
-                    rows.append((f"linear CE N={n} D={d} V={v}", impl, r["error"], "", "", "", ""))
-                    continue
-                rows.append((
-                    f"linear CE N={n} D={d} V={v}",
-                    impl,
-                    fmt_time(r["time"]),
-                    f"{r['time'] / base:.2f}x" if base else "",
-                    "",
-                    f"{r['peak'] / 2**20:.1f}",
-                    f"{r['peak'] / logits:.2f}x",
-                ))  # fmt: skip
+                rows.append(row(f"linear CE N={n} D={d} V={v}", impl, r, base, n * v * 4, None))
 
     header = ("case", "implementation", "time (median)", "vs PyTorch", "vs floor", "peak extra (MiB)",
               "peak extra / logits")  # fmt: skip
     print()
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(c) for c in row) + " |")
+    for cells in rows:
+        print("| " + " | ".join(str(c) for c in cells) + " |")
     print()
     print(
         "vs PyTorch: time / PyTorch's (F.cross_entropy + autograd for CE; the naive "
