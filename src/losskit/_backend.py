@@ -144,3 +144,29 @@ def stop_gradient(x: Array) -> Array:
 
         return jax.lax.stop_gradient(x)
     return x
+
+
+def scan(
+    body: Any, carry: Any, xs: tuple[Array, ...], *, reverse: bool = False
+) -> tuple[Any, tuple[Array, ...]]:
+    """Run ``carry, ys = body(carry, x_slices)`` over the leading axis of the arrays ``xs``
+    (last to first when ``reverse``); return the final carry and each output stacked along a
+    new leading axis, in the order of ``xs``.
+
+    For recursions over a static length (CTC's time axis).  ``body`` is written with array-API
+    calls only; JAX runs it as one ``lax.scan`` (one compiled step instead of an unrolled
+    loop under ``jit``), every other library as a Python loop (lazy on Dask, autograd on
+    PyTorch).
+    """
+    if any(array_api_compat.is_jax_array(x) for x in xs):
+        import jax
+
+        return jax.lax.scan(body, carry, xs, reverse=reverse)
+    xp = array_api_compat.array_namespace(*xs)
+    length = xs[0].shape[0]
+    steps = range(length - 1, -1, -1) if reverse else range(length)
+    outputs: list[Any] = [None] * length
+    for t in steps:
+        carry, outputs[t] = body(carry, tuple(x[t, ...] for x in xs))
+    stacked = tuple(xp.stack([out[i] for out in outputs], axis=0) for i in range(len(outputs[0])))
+    return carry, stacked

@@ -2,10 +2,11 @@
 
 CTC scores an unsegmented label sequence against per-frame class log-probabilities by summing
 over every alignment (Graves et al., 2006).  The sum is computed in log space with the
-forward-backward recursion over the label sequence extended with blanks; the time recursion is
-a Python loop over the (static) number of frames, each step one vectorised update over the
-batch and the extended label positions, so it runs on every array library, under
-``jax.jit`` and lazily on Dask.
+forward-backward recursion over the label sequence extended with blanks; the time recursion
+runs over the (static) number of frames, each step one vectorised update over the batch and
+the extended label positions written with array-API calls (masks for the variable lengths), so
+it runs on every array library: a Python loop (lazy on Dask, autograd on PyTorch), one
+``lax.scan`` on JAX (under ``jax.jit`` too).
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ._backend import Array, compute_dtype, finish, is_array, is_concrete, is_integer, lift, namespace
+from ._backend import (
+    Array,
+    compute_dtype,
+    finish,
+    is_array,
+    is_concrete,
+    is_integer,
+    lift,
+    namespace,
+    scan,
+)
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._reduction import make_reducer
@@ -190,12 +201,18 @@ def ctc(
     derivative of its own value by :math:`\exp(\log p_t(c))`.  Chaining losskit's gradient
     through a log-softmax gives exactly PyTorch's logit gradient.
 
+    Precision: each frame's forward and backward variables are shifted by their maximum (the
+    shifts summed separately), and the posterior is normalised within each frame, so float32
+    keeps its accuracy over hundreds of frames and with log-probabilities near -1e4.
+    float16/bfloat16 inputs are computed in float32 and returned in their dtype.
+
     Args:
       log_probs: ``(T, N, C)`` frame log-probabilities (time, batch, classes; typically a
         ``log_softmax`` output), or ``(T, C)`` for one unbatched sequence.  Not renormalised.
       targets: integer labels, either padded ``(N, S)`` (entries past a target's length are
         ignored), or the ``N`` targets concatenated into one 1-d array of length
-        ``sum(target_lengths)``; for unbatched input, ``(S,)``.  Labels lie in ``[0, C)`` and
+        ``sum(target_lengths)``; for unbatched input, ``(S,)`` with ``S >= target_lengths``
+        (PyTorch wants exactly ``target_lengths`` labels there).  Labels lie in ``[0, C)`` and
         are never ``blank``.
       input_lengths: ``(N,)`` integers in ``[0, T]``, the frames of each sequence (an integer
         array, a Python int or a sequence of ints; a 0-d array or an int when unbatched).
@@ -318,17 +335,21 @@ def ctc(
     # forward: alpha starts "before frame 0" in the leading blank with log-probability 0.
     # Each step is shifted by its maximum (kept in log_scale) so alpha stays near 0: float32
     # keeps its precision over long sequences and large log-probabilities.
-    alpha = xp.where(s_row == 0, zero, neg_inf)
-    log_scale = xp.zeros((batch,), dtype=dtype)
-    alphas = []
-    for t in range(num_frames):
+    frames = xp.arange(num_frames, dtype=il.dtype)
+
+    def forward(carry, step_inputs):
+        alpha, log_scale = carry
+        t, emit_t = step_inputs
         prev = _logaddexp(xp, alpha, _shift_right(xp, alpha, 1, -math.inf))
         prev = _logaddexp(xp, prev, xp.where(skip, _shift_right(xp, alpha, 2, -math.inf), neg_inf))
-        new, shift = _normalise(xp, emit[t, ...] + prev)
-        alphas.append(new)
+        new, shift = _normalise(xp, emit_t + prev)
         active = il > t  # frozen after each sequence's last frame
         alpha = xp.where(xp.expand_dims(active, 1), new, alpha)
         log_scale = log_scale + xp.where(active, shift, xp.zeros_like(shift))
+        return (alpha, log_scale), (new,)
+
+    start = (xp.where(s_row == 0, zero, neg_inf), xp.zeros((batch,), dtype=dtype))
+    (alpha, log_scale), (alphas,) = scan(forward, start, (frames, emit))
     # the path ends in the last label or the trailing blank of y'
     end_blank = xp.sum(xp.where(s_row == 2 * tl_col, alpha, zero), axis=1)
     end_label = xp.sum(xp.where(s_row == 2 * tl_col - 1, alpha, zero), axis=1)
@@ -355,25 +376,27 @@ def ctc(
         # backward: beta_t(s) = log-probability of frames t+1 .. T_n-1 given y'_s at frame t
         end = (s_row == 2 * tl_col) | (s_row == 2 * tl_col - 1)
         end = xp.where(end, zero, neg_inf)
-        posteriors = [None] * num_frames
-        beta = neg_inf
-        for t in range(num_frames - 1, -1, -1):
-            if t == num_frames - 1:
-                step = neg_inf
-            else:
-                x = emit[t + 1, ...] + beta
-                step = _logaddexp(xp, x, _shift_left(xp, x, 1, -math.inf))
-                step = _logaddexp(xp, step, xp.where(skip_from, _shift_left(xp, x, 2, -math.inf), neg_inf))
+
+        def backward(beta, step_inputs):
+            t, emit_next, alpha_t = step_inputs
+            x = emit_next + beta
+            step = _logaddexp(xp, x, _shift_left(xp, x, 1, -math.inf))
+            step = _logaddexp(xp, step, xp.where(skip_from, _shift_left(xp, x, 2, -math.inf), neg_inf))
             beta = xp.where(il_col - 1 == t, end, xp.where(il_col - 1 > t, step, neg_inf))
             beta, _ = _normalise(xp, beta)  # only ratios within a frame matter below
             # occupation probability of y'_s at frame t: every complete alignment occupies one
             # s per frame, so alpha_t beta_t normalised over s is the posterior, whatever the
             # scales (0 past T_n and for infeasible sequences, where all of it is -inf)
-            joint, _ = _normalise(xp, alphas[t] + beta, log_sum=True)
-            posteriors[t] = xp.exp(joint)
-        gamma = xp.permute_dims(xp.stack(posteriors, axis=0), (1, 0, 2))  # (N, T, L')
+            joint, _ = _normalise(xp, alpha_t + beta, log_sum=True)
+            return beta, (xp.exp(joint),)
+
+        # frame t's step reads the emissions of frame t + 1 (none after the last frame)
+        emit_next = xp.concat([emit[1:, ...], xp.full((1, batch, ext_len), -math.inf, dtype=dtype)], axis=0)
+        _, (gamma,) = scan(backward, neg_inf, (frames, emit_next, alphas), reverse=True)
+        # sum the posteriors of the positions s that carry each class c: (T, N, 1, L') @ (N, L', C)
         one_hot = xp.astype(xp.expand_dims(ext, 2) == xp.arange(num_classes, dtype=ext.dtype), dtype)
-        occupation = xp.permute_dims(xp.matmul(gamma, one_hot), (1, 0, 2))  # (T, N, C)
+        occupation = xp.matmul(xp.expand_dims(gamma, 2), xp.expand_dims(one_hot, 0))
+        occupation = xp.reshape(occupation, (num_frames, batch, num_classes))
         d_sample = xp.ones((batch,), dtype=dtype) if per_sample_scale is None else per_sample_scale
         d_sample = reducer.grad(d_sample)  # d(reduced) / d(loss_n), 0 where masked out
         g = -occupation * xp.expand_dims(xp.expand_dims(d_sample, 0), 2)
