@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import losskit as lk
 from test_gradients import finite_difference
@@ -52,6 +54,45 @@ def test_logit_gradient_through_log_softmax_matches_pytorch(reduction, rng):
     (ref_grad,) = torch.autograd.grad(ref.sum(), x)
     np.testing.assert_allclose(value, ref.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(_through_log_softmax(g, lp), ref_grad.numpy(), rtol=1e-7, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    frames=st.integers(1, 7),
+    batch=st.integers(1, 4),
+    classes=st.integers(2, 5),
+    width=st.integers(0, 4),
+    blank=st.integers(0, 4),
+    concatenated=st.booleans(),
+)
+def test_random_problems_match_pytorch_through_log_softmax(
+    seed, frames, batch, classes, width, blank, concatenated
+):
+    """Any sizes, lengths (targets that cannot fit included, with zero_infinity), blank and
+    target layout: per-sequence values and logit gradients equal PyTorch's."""
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(seed)
+    blank = blank % classes
+    logits = rng.normal(size=(frames, batch, classes)) * 2
+    lp = _log_softmax(logits)
+    labels = np.array([c for c in range(classes) if c != blank])
+    targets = rng.choice(labels, size=(batch, width))
+    il = rng.integers(0, frames + 1, size=batch)
+    tl = rng.integers(0, width + 1, size=batch)
+    if concatenated:
+        targets = np.concatenate([targets[n, : tl[n]] for n in range(batch)]).astype(np.int64)
+    per, g = lk.value_and_grad(lk.ctc)(lp, targets, il, tl, blank=blank, zero_infinity=True, reduction="none")
+    x, t_targets, t_il, t_tl = _torch(logits, targets, il, tl)
+    x.requires_grad_(True)
+    ref = F.ctc_loss(
+        F.log_softmax(x, -1), t_targets, t_il, t_tl, blank=blank, zero_infinity=True, reduction="none"
+    )
+    (ref_grad,) = torch.autograd.grad(ref.sum(), x)
+    np.testing.assert_allclose(per, ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(_through_log_softmax(g, lp), ref_grad.numpy(), rtol=1e-7, atol=1e-10)
 
 
 def test_gradient_differs_from_pytorchs_backward_by_the_probabilities(rng):
