@@ -126,8 +126,11 @@ def main() -> None:
         window.append(loss.item())
         if rank == 0 and (step % args.log_every == 0 or step in (1, args.steps)):
             # one batch's loss is noisy (the random 10% cost ~ln(vocab) each): show the mean
-            print(f"step {step:5d}  loss {sum(window) / len(window):.4f} "
-                  f"(mean of the last {len(window)} steps)", flush=True)
+            print(
+                f"step {step:5d}  loss {sum(window) / len(window):.4f} "
+                f"(mean of the last {len(window)} steps)",
+                flush=True,
+            )
             window.clear()
     dist.destroy_process_group()
 

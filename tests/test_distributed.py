@@ -53,8 +53,16 @@ def _close(actual, expected, what, rtol=1e-10, atol=1e-12):
 class _Counter:
     """Counts the collectives issued through torch.distributed while active."""
 
-    NAMES = ("all_reduce", "all_gather_single", "all_gather_into_tensor", "reduce_scatter_single",
-             "reduce_scatter_tensor", "all_gather", "broadcast", "all_to_all_single")
+    NAMES = (
+        "all_reduce",
+        "all_gather_single",
+        "all_gather_into_tensor",
+        "reduce_scatter_single",
+        "reduce_scatter_tensor",
+        "all_gather",
+        "broadcast",
+        "all_to_all_single",
+    )
 
     def __init__(self):
         self.calls: list[str] = []
@@ -260,8 +268,10 @@ def _check_gathered_info_nce(rank, world):
         for local_loss in (True, False):
             for symmetric in (False, True):
                 temperature = 0.1 if normalize else 2.0
-                what = (f"info_nce(world={world}, rank={rank}, normalize={normalize}, "
-                        f"local_loss={local_loss}, symmetric={symmetric})")
+                what = (
+                    f"info_nce(world={world}, rank={rank}, normalize={normalize}, "
+                    f"local_loss={local_loss}, symmetric={symmetric})"
+                )
                 rq, rk = query.clone().requires_grad_(), key.clone().requires_grad_()
                 nq = F.normalize(rq, dim=1) if normalize else rq
                 nk = F.normalize(rk, dim=1) if normalize else rk
@@ -276,8 +286,12 @@ def _check_gathered_info_nce(rank, world):
                 lk = key[rows].clone().requires_grad_()
                 with counter.counting():
                     out = lkd.gathered_info_nce(
-                        lq, lk, temperature=temperature, normalize=normalize,
-                        local_loss=local_loss, symmetric=symmetric,
+                        lq,
+                        lk,
+                        temperature=temperature,
+                        normalize=normalize,
+                        local_loss=local_loss,
+                        symmetric=symmetric,
                     )
                     forward_calls = counter.take()
                     out.backward()
@@ -435,9 +449,20 @@ def test_needs_an_initialised_process_group():
 def test_ddp_example_runs_under_torchrun(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-        str(ROOT / "examples" / "ddp_vocab_parallel.py"), "--steps", "40", "--log-every", "20",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        str(ROOT / "examples" / "ddp_vocab_parallel.py"),
+        "--steps",
+        "40",
+        "--log-every",
+        "20",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -148,8 +148,19 @@ class _Shards:
         self.local_target = torch.where(self.in_shard, t - self.offset, torch.zeros_like(t))
 
 
-def _finish_forward(ctx, shards: _Shards, lse_local, picked_local, sum_local, eps, reduction,
-                    target_shape, out_dtype, compute_dtype, group):
+def _finish_forward(
+    ctx,
+    shards: _Shards,
+    lse_local,
+    picked_local,
+    sum_local,
+    eps,
+    reduction,
+    target_shape,
+    out_dtype,
+    compute_dtype,
+    group,
+):
     """Second all-reduce (SUM) and the loss; stores what backward needs on ``ctx``."""
     n = lse_local.shape[0]
     columns = 3 if sum_local is not None else 2
@@ -226,8 +237,17 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         picked = x.gather(1, shards.local_target[:, None]).squeeze(1)
         sum_local = torch.sum(x, dim=1, dtype=torch.float64) if eps > 0 else None
         loss, lse, factor = _finish_forward(
-            ctx, shards, lse_local, picked, sum_local, eps, reduction, target.shape,
-            logits.dtype, dtype, group,
+            ctx,
+            shards,
+            lse_local,
+            picked,
+            sum_local,
+            eps,
+            reduction,
+            target.shape,
+            logits.dtype,
+            dtype,
+            group,
         )
         ctx.save_for_backward(logits, lse, factor, shards.valid, shards.in_shard, shards.local_target)
         return loss
@@ -347,8 +367,17 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
             picked = picked + b.index_select(0, shards.local_target)
         del rows
         loss, lse, factor = _finish_forward(
-            ctx, shards, lse_local, picked, sum_local, eps, reduction, target.shape,
-            input.dtype, dtype, group,
+            ctx,
+            shards,
+            lse_local,
+            picked,
+            sum_local,
+            eps,
+            reduction,
+            target.shape,
+            input.dtype,
+            dtype,
+            group,
         )
         ctx.group = group
         ctx.chunk_rows = chunk_rows
@@ -380,8 +409,12 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
                 logits += b
             probs = logits.sub_(lse[start:stop, None]).exp_()
             g = _logit_gradient_(
-                probs, coef[start:stop], local_target[start:stop], in_shard[start:stop],
-                ctx.eps, ctx.num_classes,
+                probs,
+                coef[start:stop],
+                local_target[start:stop],
+                in_shard[start:stop],
+                ctx.eps,
+                ctx.num_classes,
             )
             if grad_x is not None:
                 torch.matmul(g, w, out=grad_x[start:stop])
