@@ -47,6 +47,7 @@ from .diagnostics import (
     to_nats,
 )
 from .divergence import *  # noqa: F403
+from .evaluate import EvaluationError, evaluate  # imports Dask on first call, not here
 from .linear import *  # noqa: F403
 from .margin import *  # noqa: F403
 from .penalties import *  # noqa: F403
@@ -72,7 +73,7 @@ _FAMILY_MODULES = (
     penalties,
 )
 
-__all__ = ["LossInfo", "catalog", "lookup", "grad", "value_and_grad"] + [
+__all__ = ["LossInfo", "catalog", "lookup", "grad", "value_and_grad", "evaluate", "EvaluationError"] + [
     name for module in _FAMILY_MODULES for name in module.__all__
 ]
 
