@@ -91,6 +91,20 @@ class _Counter:
         return out
 
 
+def _reference(logits, target, *, eps=0.0, z=0.0, reduction="mean"):
+    """Single-process float64 reference: F.cross_entropy plus the z-loss lambda lse^2 per
+    counted token, reduced as losskit reduces (mean over the counted tokens)."""
+    V = logits.shape[-1]
+    flat, t = logits.reshape(-1, V), target.reshape(-1)
+    per = F.cross_entropy(flat, t, label_smoothing=eps, reduction="none")
+    valid = t != -100
+    if z:
+        per = per + z * torch.where(valid, torch.logsumexp(flat, dim=-1) ** 2, 0.0)
+    if reduction == "none":
+        return per.reshape(target.shape)
+    return per.sum() / (valid.sum() if reduction == "mean" else 1)
+
+
 # -- checks run on every rank ------------------------------------------------------------------
 
 
@@ -106,27 +120,25 @@ def _check_vocab_parallel_cross_entropy(rank, world):
     target[1, 2], target[1, 3] = V - 1, 0  # first and last class of the whole vocabulary
     upstream = torch.randn(3, 5, generator=g, dtype=F64)
     counter = _Counter()
-    for reduction in ("mean", "sum", "none"):
-        for eps in (0.0, 0.1):
-            what = f"vocab_parallel_cross_entropy(world={world}, rank={rank}, {reduction}, eps={eps})"
-            ref_in = logits.clone().requires_grad_()
-            ref = F.cross_entropy(
-                ref_in.reshape(-1, V), target.reshape(-1), label_smoothing=eps, reduction=reduction
+    configs = [(r, eps, 0.0) for r in ("mean", "sum", "none") for eps in (0.0, 0.1)]
+    configs += [("mean", 0.1, 0.05), ("none", 0.0, 0.2)]
+    for reduction, eps, z in configs:
+        what = f"vocab_parallel_cross_entropy(world={world}, rank={rank}, {reduction}, eps={eps}, z={z})"
+        ref_in = logits.clone().requires_grad_()
+        ref = _reference(ref_in, target, eps=eps, z=z, reduction=reduction)
+        ref.backward(upstream if reduction == "none" else None)
+        local = logits[..., lo:hi].clone().requires_grad_()
+        with counter.counting():
+            out = lkd.vocab_parallel_cross_entropy(
+                local, target, label_smoothing=eps, z_loss=z, reduction=reduction
             )
-            ref = ref.reshape(3, 5) if reduction == "none" else ref
-            ref.backward(upstream if reduction == "none" else None)
-            local = logits[..., lo:hi].clone().requires_grad_()
-            with counter.counting():
-                out = lkd.vocab_parallel_cross_entropy(
-                    local, target, label_smoothing=eps, reduction=reduction
-                )
-                forward_calls = counter.take()
-                out.backward(upstream if reduction == "none" else None)
-                backward_calls = counter.take()
-            assert forward_calls == ["all_reduce", "all_reduce"], (what, forward_calls)
-            assert backward_calls == [], (what, backward_calls)
-            _close(out, ref, what + " loss")
-            _close(local.grad, ref_in.grad[..., lo:hi], what + " grad")
+            forward_calls = counter.take()
+            out.backward(upstream if reduction == "none" else None)
+            backward_calls = counter.take()
+        assert forward_calls == ["all_reduce", "all_reduce"], (what, forward_calls)
+        assert backward_calls == [], (what, backward_calls)
+        _close(out, ref, what + " loss")
+        _close(local.grad, ref_in.grad[..., lo:hi], what + " grad")
 
     # a token whose logits are -inf over rank 0's whole shard (a masked block of the vocabulary)
     masked = logits.clone()
@@ -198,30 +210,39 @@ def _check_vocab_parallel_linear_cross_entropy(rank, world):
     target[1, 0] = -100
     upstream = torch.randn(2, 5, generator=g, dtype=F64)
     counter = _Counter()
-    configs = [
-        ("mean", 0.0, 3, True),
-        ("sum", 0.1, 3, False),
-        ("none", 0.0, "auto", True),
-        ("none", 0.2, 4, False),
-        ("mean", 0.1, 1, True),
+    configs = [  # reduction, label smoothing, z-loss, softcap, chunk, bias
+        ("mean", 0.0, 0.0, None, 3, True),
+        ("sum", 0.1, 0.0, None, 3, False),
+        ("none", 0.0, 0.0, None, "auto", True),
+        ("none", 0.2, 0.1, 2.0, 4, False),
+        ("mean", 0.1, 0.05, None, 1, True),
+        ("sum", 0.0, 0.0, 1.5, 3, True),
     ]
-    for reduction, eps, chunk, with_bias in configs:
-        what = f"linear(world={world}, rank={rank}, {reduction}, eps={eps}, chunk={chunk}, bias={with_bias})"
-        rx, rw, rb = (t.clone().requires_grad_() for t in (x, weight, bias))
-        ref = F.cross_entropy(
-            F.linear(rx, rw, rb if with_bias else None).reshape(-1, V),
-            target.reshape(-1),
-            label_smoothing=eps,
-            reduction=reduction,
+    for reduction, eps, z, cap, chunk, with_bias in configs:
+        what = (
+            f"linear(world={world}, rank={rank}, {reduction}, eps={eps}, z={z}, softcap={cap}, "
+            f"chunk={chunk}, bias={with_bias})"
         )
-        ref = ref.reshape(2, 5) if reduction == "none" else ref
+        rx, rw, rb = (t.clone().requires_grad_() for t in (x, weight, bias))
+        ref_logits = F.linear(rx, rw, rb if with_bias else None)
+        if cap is not None:
+            ref_logits = cap * torch.tanh(ref_logits / cap)
+        ref = _reference(ref_logits, target, eps=eps, z=z, reduction=reduction)
         ref.backward(upstream if reduction == "none" else None)
         lx = x.clone().requires_grad_()
         lw = weight[lo:hi].clone().requires_grad_()
         lb = bias[lo:hi].clone().requires_grad_() if with_bias else None
         with counter.counting():
             out = lkd.vocab_parallel_linear_cross_entropy(
-                lx, lw, target, local_bias=lb, label_smoothing=eps, reduction=reduction, chunk_size=chunk
+                lx,
+                lw,
+                target,
+                local_bias=lb,
+                label_smoothing=eps,
+                z_loss=z,
+                softcap=cap,
+                reduction=reduction,
+                chunk_size=chunk,
             )
             forward_calls = counter.take()
             out.backward(upstream if reduction == "none" else None)

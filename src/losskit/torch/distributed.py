@@ -41,6 +41,7 @@ from .._validation import (
     check_number,
     check_reduction,
 )
+from ..linear import auto_chunk_size
 
 __all__ = [
     "vocab_parallel_cross_entropy",
@@ -48,12 +49,6 @@ __all__ = [
     "gathered_info_nce",
     "all_gather",
 ]
-
-# "auto" chunk size of the fused linear version: about this many logits live per chunk
-# (16 MiB in float32), and never fewer than this many rows (small chunks starve the matmul).
-_AUTO_CHUNK_ELEMENTS = 1 << 22
-_AUTO_CHUNK_MIN_ROWS = 64
-
 
 # -- process groups --------------------------------------------------------------------------
 
@@ -155,6 +150,7 @@ def _finish_forward(
     picked_local,
     sum_local,
     eps,
+    z_coef,
     reduction,
     target_shape,
     out_dtype,
@@ -175,6 +171,8 @@ def _finish_forward(
     per_token = lse - (1.0 - eps) * buf[:, 1]
     if sum_local is not None:
         per_token = per_token - (eps / shards.num_classes) * buf[:, 2]
+    if z_coef > 0:
+        per_token = per_token + z_coef * lse * lse
     valid = shards.valid
     per_token = torch.where(valid, per_token, torch.zeros_like(per_token))
     if reduction == "none":
@@ -190,11 +188,15 @@ def _finish_forward(
         loss = total * factor
     # ignored tokens get lse = +inf so exp(x - lse) = 0 in backward (their logits may be NaN)
     lse_grad = torch.where(valid, lse, torch.full_like(lse, math.inf)).to(compute_dtype)
+    # the z-loss lambda lse^2 adds 2 lambda lse p to the gradient: p's coefficient per token
+    p_scale = None
+    if z_coef > 0:
+        p_scale = torch.where(valid, 1.0 + 2.0 * z_coef * lse, torch.zeros_like(lse)).to(compute_dtype)
     ctx.reduction = reduction
     ctx.eps = eps
     ctx.num_classes = shards.num_classes
     ctx.compute_dtype = compute_dtype
-    return loss.to(out_dtype), lse_grad, factor.to(compute_dtype)
+    return loss.to(out_dtype), lse_grad, factor.to(compute_dtype), p_scale
 
 
 def _token_coefficients(grad_output, factor, valid, reduction, dtype):
@@ -204,10 +206,10 @@ def _token_coefficients(grad_output, factor, valid, reduction, dtype):
     return torch.where(valid, g * factor, torch.zeros_like(g))
 
 
-def _logit_gradient_(probs_buffer, coef, local_target, in_shard, eps, num_classes):
+def _logit_gradient_(probs_buffer, coef, p_scale, local_target, in_shard, eps, num_classes):
     """Turn ``exp(x - lse)`` (in place) into d loss / d logits for one block of rows:
-    coef * (softmax - (1 - eps) onehot - eps / C)."""
-    g = probs_buffer.mul_(coef[:, None])
+    coef * ((1 + 2 lambda lse) softmax - (1 - eps) onehot - eps / C)."""
+    g = probs_buffer.mul_((coef if p_scale is None else coef * p_scale)[:, None])
     hit = torch.where(in_shard, -(1.0 - eps) * coef, torch.zeros_like(coef))
     g.scatter_add_(1, local_target[:, None], hit[:, None])
     if eps > 0:
@@ -215,11 +217,12 @@ def _logit_gradient_(probs_buffer, coef, local_target, in_shard, eps, num_classe
     return g
 
 
-def _check_common(reduction, ignore_index, label_smoothing):
+def _check_common(reduction, ignore_index, label_smoothing, z_loss):
     check_reduction(reduction)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
         raise TypeError(f"ignore_index must be an int; got {type(ignore_index).__name__}")
-    return check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
+    eps = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
+    return eps, check_number(z_loss, "z_loss", low=0.0)
 
 
 # -- vocab_parallel_cross_entropy --------------------------------------------------------------
@@ -227,7 +230,7 @@ def _check_common(reduction, ignore_index, label_smoothing):
 
 class _VocabParallelCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits, target, group, ignore_index, eps, reduction):
+    def forward(ctx, logits, target, group, ignore_index, eps, z_coef, reduction):
         rank, world = _membership(group)
         vocab_local = logits.shape[-1]
         dtype = _compute_dtype(logits.dtype)
@@ -236,32 +239,35 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         shards = _Shards(lse_local, target, vocab_local, group, rank, world, ignore_index)
         picked = x.gather(1, shards.local_target[:, None]).squeeze(1)
         sum_local = torch.sum(x, dim=1, dtype=torch.float64) if eps > 0 else None
-        loss, lse, factor = _finish_forward(
+        loss, lse, factor, p_scale = _finish_forward(
             ctx,
             shards,
             lse_local,
             picked,
             sum_local,
             eps,
+            z_coef,
             reduction,
             target.shape,
             logits.dtype,
             dtype,
             group,
         )
-        ctx.save_for_backward(logits, lse, factor, shards.valid, shards.in_shard, shards.local_target)
+        ctx.save_for_backward(
+            logits, lse, factor, p_scale, shards.valid, shards.in_shard, shards.local_target
+        )
         return loss
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
-        logits, lse, factor, valid, in_shard, local_target = ctx.saved_tensors
+        logits, lse, factor, p_scale, valid, in_shard, local_target = ctx.saved_tensors
         dtype = ctx.compute_dtype
         x = logits.reshape(-1, logits.shape[-1]).to(dtype)
         coef = _token_coefficients(grad_output, factor, valid, ctx.reduction, dtype)
         probs = torch.sub(x, lse[:, None]).exp_()
-        g = _logit_gradient_(probs, coef, local_target, in_shard, ctx.eps, ctx.num_classes)
-        return g.reshape(logits.shape).to(logits.dtype), None, None, None, None, None
+        g = _logit_gradient_(probs, coef, p_scale, local_target, in_shard, ctx.eps, ctx.num_classes)
+        return g.reshape(logits.shape).to(logits.dtype), None, None, None, None, None, None
 
 
 def vocab_parallel_cross_entropy(
@@ -271,6 +277,7 @@ def vocab_parallel_cross_entropy(
     group=None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
     reduction: str = "mean",
 ) -> torch.Tensor:
     r"""Cross-entropy over a vocabulary sharded across the ranks of ``group``.
@@ -282,12 +289,15 @@ def vocab_parallel_cross_entropy(
 
     .. math::
         \ell = \operatorname{lse}(x) - (1-\varepsilon)\,x_t - \tfrac{\varepsilon}{C}\sum_c x_c
-             = -(1-\varepsilon)\log p_t - \tfrac{\varepsilon}{C}\sum_c \log p_c ,
+               + \lambda \operatorname{lse}(x)^2
+             = -(1-\varepsilon)\log p_t - \tfrac{\varepsilon}{C}\sum_c \log p_c
+               + \lambda \operatorname{lse}(x)^2,
 
-    exactly ``F.cross_entropy`` on the unsharded logits.  Every rank returns the same loss,
-    and the gradient of ``local_logits`` is its shard of the unsharded gradient,
-    :math:`(p - (1-\varepsilon)\,e_t - \varepsilon/C)` times the upstream gradient (divided by
-    the number of counted tokens for ``"mean"``).
+    exactly ``F.cross_entropy`` on the unsharded logits (plus the z-loss when
+    :math:`\lambda > 0`), i.e. :func:`losskit.cross_entropy` with the same options.  Every rank
+    returns the same loss, and the gradient of ``local_logits`` is its shard of the unsharded
+    gradient, :math:`((1 + 2\lambda\,\mathrm{lse})\,p - (1-\varepsilon)\,e_t - \varepsilon/C)`
+    times the upstream gradient (divided by the number of counted tokens for ``"mean"``).
 
     Collectives per call: **2 all-reduces in the forward, none in the backward.**  The first
     (MAX) carries each token's largest shard logsumexp, the shard sizes and a fingerprint of the
@@ -304,6 +314,8 @@ def vocab_parallel_cross_entropy(
       group: the process group over which the vocabulary is sharded (default: the world).
       ignore_index: target value that does not count (default -100).
       label_smoothing: :math:`\varepsilon \in [0, 1]` (default 0).
+      z_loss: :math:`\lambda \ge 0` (default 0), penalising :math:`\mathrm{lse}^2` per counted
+        token (PaLM's auxiliary loss).
       reduction: ``"mean"`` (default; over the counted tokens, 0 with a zero gradient when
         none counts, where PyTorch returns NaN), ``"sum"`` or ``"none"`` (shape of ``target``).
 
@@ -324,8 +336,8 @@ def vocab_parallel_cross_entropy(
             f"target must have local_logits' shape without the last (class) axis: expected "
             f"{tuple(local_logits.shape[:-1])}, got {tuple(target.shape)}"
         )
-    eps = _check_common(reduction, ignore_index, label_smoothing)
-    return _VocabParallelCrossEntropy.apply(local_logits, target, group, ignore_index, eps, reduction)
+    eps, z_coef = _check_common(reduction, ignore_index, label_smoothing, z_loss)
+    return _VocabParallelCrossEntropy.apply(local_logits, target, group, ignore_index, eps, z_coef, reduction)
 
 
 # -- vocab_parallel_linear_cross_entropy -----------------------------------------------------
@@ -336,9 +348,23 @@ def _row_chunks(n: int, chunk_rows: int):
         yield start, min(n, start + chunk_rows)
 
 
+def _chunk_logits(xc, w, b, cap):
+    """A chunk's logits ``xc @ w.T + b``, soft-capped to ``cap * tanh(z / cap)`` when asked;
+    with a cap, also ``tanh(z / cap)`` (for the gradient's chain factor)."""
+    logits = xc @ w.T
+    if b is not None:
+        logits += b
+    if cap is None:
+        return logits, None
+    t = logits.div_(cap).tanh_()
+    return t * cap, t
+
+
 class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, input, weight, bias, target, group, ignore_index, eps, reduction, chunk_rows):
+    def forward(
+        ctx, input, weight, bias, target, group, ignore_index, eps, z_coef, cap, reduction, chunk_rows
+    ):
         rank, world = _membership(group)
         vocab_local, hidden = weight.shape
         dtypes = [input.dtype, weight.dtype] + ([bias.dtype] if bias is not None else [])
@@ -352,9 +378,7 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
         lse_local = torch.empty(n, dtype=dtype, device=x.device)
         sum_local = torch.empty(n, dtype=torch.float64, device=x.device) if eps > 0 else None
         for start, stop in _row_chunks(n, chunk_rows):
-            logits = x[start:stop].to(dtype) @ w.T
-            if b is not None:
-                logits += b
+            logits, _ = _chunk_logits(x[start:stop].to(dtype), w, b, cap)
             lse_local[start:stop] = _local_logsumexp(logits)
             if sum_local is not None:
                 sum_local[start:stop] = torch.sum(logits, dim=1, dtype=torch.float64)
@@ -363,16 +387,19 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
         # the target logit is one dot product per token (O(N x D)), not a pass over the logits
         rows = w.index_select(0, shards.local_target)
         picked = (x.to(dtype) * rows).sum(dim=1)
+        del rows
         if b is not None:
             picked = picked + b.index_select(0, shards.local_target)
-        del rows
-        loss, lse, factor = _finish_forward(
+        if cap is not None:
+            picked = cap * torch.tanh(picked / cap)
+        loss, lse, factor, p_scale = _finish_forward(
             ctx,
             shards,
             lse_local,
             picked,
             sum_local,
             eps,
+            z_coef,
             reduction,
             target.shape,
             input.dtype,
@@ -381,16 +408,16 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
         )
         ctx.group = group
         ctx.chunk_rows = chunk_rows
-        ctx.has_bias = bias is not None
+        ctx.cap = cap
         ctx.save_for_backward(
-            input, weight, bias, lse, factor, shards.valid, shards.in_shard, shards.local_target
+            input, weight, bias, lse, factor, p_scale, shards.valid, shards.in_shard, shards.local_target
         )
         return loss
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
-        input, weight, bias, lse, factor, valid, in_shard, local_target = ctx.saved_tensors
+        input, weight, bias, lse, factor, p_scale, valid, in_shard, local_target = ctx.saved_tensors
         dtype = ctx.compute_dtype
         need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
         vocab_local, hidden = weight.shape
@@ -403,26 +430,28 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
         grad_w = torch.zeros(vocab_local, hidden, dtype=dtype, device=x.device) if need_weight else None
         grad_b = torch.zeros(vocab_local, dtype=dtype, device=x.device) if need_bias else None
         for start, stop in _row_chunks(n, ctx.chunk_rows):
-            xc = x[start:stop].to(dtype)
-            logits = xc @ w.T
-            if b is not None:
-                logits += b
-            probs = logits.sub_(lse[start:stop, None]).exp_()
+            rows = slice(start, stop)
+            xc = x[rows].to(dtype)
+            logits, t = _chunk_logits(xc, w, b, ctx.cap)
+            probs = logits.sub_(lse[rows, None]).exp_()
             g = _logit_gradient_(
                 probs,
-                coef[start:stop],
-                local_target[start:stop],
-                in_shard[start:stop],
+                coef[rows],
+                None if p_scale is None else p_scale[rows],
+                local_target[rows],
+                in_shard[rows],
                 ctx.eps,
                 ctx.num_classes,
             )
+            if t is not None:  # d(cap tanh(z / cap))/dz = 1 - tanh^2
+                g.mul_(t.mul_(t).neg_().add_(1.0))
             if grad_x is not None:
-                torch.matmul(g, w, out=grad_x[start:stop])
+                torch.matmul(g, w, out=grad_x[rows])
             if grad_w is not None:
                 grad_w.addmm_(g.T, xc)
             if grad_b is not None:
                 grad_b += g.sum(dim=0)
-            del logits, probs, g
+            del logits, probs, g, t
         if grad_x is not None:
             # each rank holds its shard's part of d loss / d input: their sum is the whole,
             # identical on every rank after this (the backward's one collective)
@@ -432,7 +461,7 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
             grad_w = grad_w.to(weight.dtype)
         if grad_b is not None:
             grad_b = grad_b.to(bias.dtype)
-        return grad_x, grad_w, grad_b, None, None, None, None, None, None
+        return (grad_x, grad_w, grad_b) + (None,) * 8
 
 
 def vocab_parallel_linear_cross_entropy(
@@ -444,17 +473,21 @@ def vocab_parallel_linear_cross_entropy(
     group=None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     reduction: str = "mean",
     chunk_size: int | str = "auto",
 ) -> torch.Tensor:
     r"""Output layer and cross-entropy fused, with the layer's weight sharded over the vocabulary.
 
     Computes the loss of :func:`vocab_parallel_cross_entropy` on the logits
-    ``input @ local_weight.T + local_bias`` without ever holding them: the tokens are walked in
-    chunks of ``chunk_size`` rows, so at most ``chunk_size x V_local`` logits are alive, and the
-    backward recomputes each chunk's logits instead of saving them.  Rank :math:`r`'s
-    ``local_weight`` holds the rows of the output layer for a contiguous block of classes, in
-    group-rank order (blocks may differ in size).
+    ``input @ local_weight.T + local_bias`` (soft-capped to :math:`c\tanh(z/c)` with
+    ``softcap=c``) without ever holding them: the tokens are walked in chunks of
+    ``chunk_size`` rows, so at most ``chunk_size x V_local`` logits are alive, and the backward
+    recomputes each chunk's logits instead of saving them.  Rank :math:`r`'s ``local_weight``
+    holds the rows of the output layer for a contiguous block of classes, in group-rank order
+    (blocks may differ in size).  The options and the result are those of
+    :func:`losskit.torch.linear_cross_entropy` on the unsharded weight.
 
     Gradients: the input's gradient :math:`\sum_r G_r W_r` (with :math:`G_r` the rank's logit
     gradient) is the same on every rank; each rank gets its own shard of the weight (and bias)
@@ -471,16 +504,20 @@ def vocab_parallel_linear_cross_entropy(
       target: integer class indices into the whole vocabulary, shape ``input.shape[:-1]``,
         identical on every rank.
       local_bias: optional bias of this rank's classes, shape ``(V_local,)`` (default None).
-      group, ignore_index, label_smoothing, reduction: as :func:`vocab_parallel_cross_entropy`.
-      chunk_size: rows per chunk, a positive int, or ``"auto"`` (default: about 4M logits per
-        chunk, at least 64 rows).
+      group, ignore_index, label_smoothing, z_loss, reduction: as
+        :func:`vocab_parallel_cross_entropy`.
+      softcap: :math:`c > 0` caps the logits to :math:`(-c, c)` before the softmax (Gemma
+        style; default None, no cap).
+      chunk_size: rows per chunk, a positive int, or ``"auto"`` (default: as
+        :func:`losskit.linear_cross_entropy`, about 64 MiB of local logits per chunk, a power of
+        two of at least 256 rows).
 
     Returns:
       The loss, identical on every rank, in ``input``'s dtype.  float16/bfloat16 arguments are
       computed in float32.
 
     Equivalent: ``F.cross_entropy(F.linear(input, torch.cat(weight_shards), bias), target)``;
-    the single-process version is ``losskit.torch.linear_cross_entropy``
+    the single-process version is :func:`losskit.torch.linear_cross_entropy`
     (``torch.nn.functional.linear_cross_entropy`` in PyTorch).
     """
     xp = namespace(input=input, local_weight=local_weight, target=target, local_bias=local_bias)
@@ -507,18 +544,19 @@ def vocab_parallel_linear_cross_entropy(
             f"target must have input's shape without the last (feature) axis: expected "
             f"{tuple(input.shape[:-1])}, got {tuple(target.shape)}"
         )
-    eps = _check_common(reduction, ignore_index, label_smoothing)
+    eps, z_coef = _check_common(reduction, ignore_index, label_smoothing, z_loss)
+    cap = None if softcap is None else check_number(softcap, "softcap", low=0.0, low_inclusive=False)
     n = math.prod(input.shape[:-1])
     if chunk_size == "auto":
-        rows = max(_AUTO_CHUNK_MIN_ROWS, _AUTO_CHUNK_ELEMENTS // local_weight.shape[0])
+        rows = auto_chunk_size(n, local_weight.shape[0], 4)
     elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
         raise TypeError(f"chunk_size must be a positive int or 'auto'; got {chunk_size!r}")
     elif chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int or 'auto'; got {chunk_size}")
     else:
-        rows = chunk_size
+        rows = min(chunk_size, n)
     return _VocabParallelLinearCrossEntropy.apply(
-        input, local_weight, local_bias, target, group, ignore_index, eps, reduction, max(1, min(rows, n))
+        input, local_weight, local_bias, target, group, ignore_index, eps, z_coef, cap, reduction, rows
     )
 
 
