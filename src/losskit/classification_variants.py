@@ -62,7 +62,10 @@ def _focal_log_u(xp, x, y):
 
 def _sigmoid_focal_core(alpha, gamma):
     def core(xp, x, y, need_grad):
-        ce = (1.0 - y) * x + _softplus(xp, -x)  # binary cross-entropy with logits
+        # binary cross-entropy with logits as (1-y) softplus(x) + y softplus(-x): the same as
+        # (1-y) x + softplus(-x), without its cancellation at y = 0, x << 0 (the focal gradient
+        # needs ce to full relative precision)
+        ce = (1.0 - y) * _softplus(xp, x) + y * _softplus(xp, -x)
         log_u, log_p, log_q = _focal_log_u(xp, x, y)
         w = xp.exp(gamma * log_u)  # (1 - p_t)^gamma
         value = w * ce
@@ -75,7 +78,9 @@ def _sigmoid_focal_core(alpha, gamma):
         # d(1 - p_t)/dx = (1 - 2y) p (1 - p); gamma u^(gamma-1) du/dx = gamma (1-2y) w r with
         # r = p (1 - p) / u <= 1, computed in log space: no 0 * inf when u -> 0 and gamma < 1
         r = xp.exp(log_p + log_q - log_u)
-        g = w * (_sigmoid(xp, x) - y) + ce * (gamma * (1.0 - 2.0 * y)) * w * r
+        # sigmoid(x) - y, written so that neither term cancels (y = 1, x = 17 in float32)
+        d_ce = (1.0 - y) * _sigmoid(xp, x) - y * _sigmoid(xp, -x)
+        g = w * d_ce + ce * (gamma * (1.0 - 2.0 * y)) * w * r
         if a_t is not None:
             g = a_t * g
         return value, g, None
@@ -142,17 +147,33 @@ def sigmoid_focal(
 
 
 def _softmax_parts(xp, input, axis, dtype):
-    """Logits moved to the last axis, their shifted exponentials and row sums."""
+    """Logits moved to the last axis, their exponentials shifted by the row max, and the sum
+    of those exponentials other than the (first) maximiser's, whose term is exactly 1.
+
+    Keeping that 1 apart is what lets 1 - p_t = rest / (1 + rest) keep its full relative
+    precision when p_t rounds to 1 (a confident, correct prediction): the gradient there is
+    tiny, not 0."""
     x = xp.moveaxis(lift(xp, input, dtype), axis, -1)
     m = _row_max(xp, x, -1)
     e = xp.exp(x - m)
-    total = xp.sum(e, axis=-1, keepdims=True)
-    return x, m, e, total
+    top = xp.argmax(x, axis=-1)
+    is_top = xp.expand_dims(top, axis=-1) == xp.arange(x.shape[-1], dtype=top.dtype)
+    rest = xp.sum(xp.where(is_top, xp.zeros_like(e), e), axis=-1)
+    return x, m, e, rest, top
 
 
-def _target_log_prob(xp, x, m, total, safe_t, num_classes):
-    # (x_t - m) - log sum exp(x - m): exact even when the logsumexp itself is large
-    return _gather_classes(xp, x - m, safe_t, num_classes) - xp.squeeze(xp.log(total), axis=-1)
+def _target_terms(xp, x, m, rest, top, safe_t, num_classes):
+    """log p_t and 1 - p_t for integer targets, both to full precision."""
+    log_pt = _gather_classes(xp, x - m, safe_t, num_classes) - xp.log1p(rest)
+    at_top = top == xp.astype(safe_t, top.dtype)
+    u = xp.where(at_top, rest / (1.0 + rest), -xp.expm1(log_pt))
+    return log_pt, u
+
+
+def _minus_target(xp, p, u, safe_t, num_classes):
+    """p - e_t, with the target's entry -(1 - p_t) taken from ``u`` (exact as p_t -> 1)."""
+    is_target = xp.expand_dims(safe_t, axis=-1) == xp.arange(num_classes, dtype=safe_t.dtype)
+    return xp.where(is_target, -xp.expand_dims(u, axis=-1), p)
 
 
 @catalogued(
@@ -214,11 +235,10 @@ def softmax_focal(
     gamma = check_number(gamma, "gamma", low=0.0)
     out_dtype = input.dtype
     dtype = compute_dtype(xp, out_dtype)
-    x, m, e, total = _softmax_parts(xp, input, axis, dtype)
+    x, m, e, rest, top = _softmax_parts(xp, input, axis, dtype)
     valid = target != ignore_index
     safe_t = xp.where(valid, target, xp.zeros_like(target))
-    log_pt = _target_log_prob(xp, x, m, total, safe_t, num_classes)
-    u = -xp.expm1(log_pt)  # 1 - p_t without cancellation
+    log_pt, u = _target_terms(xp, x, m, rest, top, safe_t, num_classes)
     w_focal = xp.pow(u, gamma) if gamma != 0.0 else xp.ones_like(u)
     w_t = None
     if weight is not None:
@@ -237,9 +257,8 @@ def softmax_focal(
         scale = w_focal * (1.0 - gamma * xp.exp(log_pt) * ratio)
         if w_t is not None:
             scale = scale * w_t
-        p = e / total
-        is_target = xp.expand_dims(safe_t, axis=-1) == xp.arange(num_classes, dtype=safe_t.dtype)
-        g = xp.where(is_target, p - 1.0, p) * xp.expand_dims(scale, axis=-1)
+        p = e / xp.expand_dims(1.0 + rest, axis=-1)
+        g = _minus_target(xp, p, u, safe_t, num_classes) * xp.expand_dims(scale, axis=-1)
         grads[0] = xp.moveaxis(reducer.grad(g, axis=-1), -1, axis)
     return finish(xp, out_dtype, reducer.value(value), grads)
 
@@ -302,16 +321,16 @@ def poly1_cross_entropy(
     epsilon = check_number(epsilon, "epsilon")
     out_dtype = input.dtype
     dtype = compute_dtype(xp, out_dtype)
-    x, m, e, total = _softmax_parts(xp, input, axis, dtype)
-    p = e / total
+    x, m, e, rest, top = _softmax_parts(xp, input, axis, dtype)
+    p = e / xp.expand_dims(1.0 + rest, axis=-1)
     w = None if weight is None else xp.astype(weight, dtype)
     if indices:
         valid = target != ignore_index
         safe_t = xp.where(valid, target, xp.zeros_like(target))
-        log_pt = _target_log_prob(xp, x, m, total, safe_t, num_classes)
+        log_pt, u = _target_terms(xp, x, m, rest, top, safe_t, num_classes)
         pt = xp.exp(log_pt)
         w_t = None if w is None else _class_weights(xp, w, safe_t, valid, sample_shape)
-        value = -log_pt + epsilon * (1.0 - pt)
+        value = -log_pt + epsilon * u
         if w_t is not None:
             value = w_t * value
         mask = valid if where is None else (valid & where)
@@ -319,7 +338,7 @@ def poly1_cross_entropy(
     else:
         q = xp.moveaxis(lift(xp, target, dtype), axis, -1)
         wq = q if w is None else q * w
-        log_p = (x - m) - xp.log(total)
+        log_p = (x - m) - xp.expand_dims(xp.log1p(rest), axis=-1)
         value = -xp.sum(wq * log_p, axis=-1) + epsilon * xp.sum(wq * (1.0 - p), axis=-1)
         mask = where
         mean_weights = None
@@ -329,11 +348,10 @@ def poly1_cross_entropy(
     grads = {}
     if 0 in wrt:
         if indices:
-            is_target = xp.expand_dims(safe_t, axis=-1) == xp.arange(num_classes, dtype=safe_t.dtype)
             scale = 1.0 + epsilon * pt
             if w_t is not None:
                 scale = scale * w_t
-            g = xp.where(is_target, p - 1.0, p) * xp.expand_dims(scale, axis=-1)
+            g = _minus_target(xp, p, u, safe_t, num_classes) * xp.expand_dims(scale, axis=-1)
         else:
             # CE: p sum(wq) - wq;  poly: d/dx sum_c wq_c (1 - p_c) = p sum(wq p) - wq p
             wqp = wq * p
