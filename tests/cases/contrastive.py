@@ -161,11 +161,12 @@ LABELS_WITH_SINGLETON = [0, 1, 0, 2, 1, 3, 0, 1]  # labels 2 and 3 have no posit
 
 
 def _optax_ntxent(a, k, r):
+    import jax
     import jax.numpy as jnp
     import optax
 
     embeddings, labels = a
-    mean = optax.losses.ntxent(embeddings, labels, **k)
+    mean = jax.jit(optax.losses.ntxent)(embeddings, labels, **k)  # jit: eager JAX is slow
     if r == "mean":
         return mean
     same = labels[:, None] == labels[None, :]

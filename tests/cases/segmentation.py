@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 import losskit as lk
@@ -121,17 +123,18 @@ def _optax_overlap(dice):
         else:
             t = jnp.moveaxis(t, axis, -1)
         smooth = k.get("smooth", 1e-5)
-        per = optax.losses.dice_loss(
-            x,
-            t,
-            class_weights=k.get("weight"),
-            smooth=smooth / 2 if dice else smooth,  # Optax's Dice is (TP + s) / (P/2 + G/2 + s)
-            alpha=0.5 if dice else k.get("alpha", 0.5),
-            beta=0.5 if dice else k.get("beta", 0.5),
-            apply_softmax=True,
-            reduction="none",
-            ignore_background=k.get("ignore_background", False),
+        loss = jax.jit(  # jit: eager JAX is slow
+            functools.partial(
+                optax.losses.dice_loss,
+                smooth=smooth / 2 if dice else smooth,  # Optax's Dice is (TP + s) / (P/2 + G/2 + s)
+                alpha=0.5 if dice else k.get("alpha", 0.5),
+                beta=0.5 if dice else k.get("beta", 0.5),
+                apply_softmax=True,
+                reduction="none",
+                ignore_background=k.get("ignore_background", False),
+            )
         )
+        per = loss(x, t, class_weights=k.get("weight"))
         where = k.get("where")
         if where is not None:
             per = jnp.where(where, per, 0.0)
