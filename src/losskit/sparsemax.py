@@ -72,7 +72,7 @@ def sparsemax(x: Array, axis: int = -1) -> Array:
     Returns:
       Probabilities of ``x``'s shape and dtype.
 
-    Equivalent: ``jax.nn.sparsemax`` / ``optax.projections.projection_simplex``.
+    Equivalent: ``optax.projections.projection_simplex`` (one vector at a time).
     """
     xp = namespace(x=x)
     check_float_array(xp, x, "x")
