@@ -201,6 +201,28 @@ def test_python_errors(files, tmp_path):
         )
 
 
+def test_value_checks_run_on_the_first_chunk(files, tmp_path):
+    # lazy arrays skip the losses' value checks; the first chunk, concrete in its task, does not
+    with pytest.raises(
+        EvaluationError, match=r"target must hold probabilities in \[0, 1\].*\(in the first 300 rows\)"
+    ):
+        losskit.evaluate(
+            files["dir"] / "data.parquet",
+            loss="cross_entropy",
+            prediction_column="prediction",
+            scheduler="synchronous",
+            progress=False,
+        )
+    labels = files["labels"].copy()
+    labels[3] = 7
+    np.save(tmp_path / "labels.npy", labels)
+    np.save(tmp_path / "logits.npy", files["logits"])
+    with pytest.raises(EvaluationError, match=r"class index 7 .*outside \[0, 4\]"):
+        losskit.evaluate(
+            tmp_path / "logits.npy", tmp_path / "labels.npy", loss="nll", scheduler="threads", progress=False
+        )
+
+
 def test_import_losskit_does_not_import_dask():
     code = "import sys, losskit; losskit.evaluate; assert not {'dask', 'pyarrow'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -336,13 +358,21 @@ def test_cli_prints_and_writes_json(files):
     assert "100% Completed" in proc.stderr  # the progress bar goes to stderr
 
 
-def test_cli_on_a_default_local_cluster(files):
+def test_cli_on_a_default_local_cluster(files, tmp_path):
     d = files["dir"]
     proc = _cli(d / "data.parquet", "--loss", "mae", "--workers", "1", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     name, value = proc.stdout.split()
     assert name == "mae"
     assert float(value) == pytest.approx(float(losskit.mae(files["pred"], files["target"])), rel=1e-12)
+    # an error raised inside a worker's task still reaches the user as one line
+    table = pa.table({"prediction": [0.5, 1.0, None, 2.0], "target": [1.0, 1.0, 1.0, 1.0]})
+    pq.write_table(table, tmp_path / "nulls.parquet")
+    proc = _cli(tmp_path / "nulls.parquet", "--loss", "mse", "--workers", "1", "--no-progress")
+    _one_line_error(
+        proc,
+        r"predictions column 'prediction' of .*nulls.parquet has 1 empty \(null\) rows, the first at row 2",
+    )
 
 
 def test_cli_errors_are_one_line_with_nothing_written(files, tmp_path):

@@ -472,6 +472,26 @@ def _nan_rows(da, x):
     return bad.sum(), da.argmax(bad)
 
 
+def _check_first_rows(pred, targ, losses) -> int:
+    """Run every loss on concrete first rows, inside a task of the one pass.
+
+    On lazy Dask arrays the losses skip their value checks (class indices in range,
+    probabilities in [0, 1], ...); here the first chunk is a NumPy array, so those checks run,
+    and a column mixed up with another is reported instead of producing a meaningless number.
+    Rows holding NaN are left to the NaN check, which reports them by row.
+    """
+    rows = min(len(pred), len(targ))  # chunks of arrays given in memory may differ
+    pred, targ = pred[:rows], targ[:rows]
+    if any(x.dtype.kind == "f" and bool(np.isnan(x).any()) for x in (pred, targ)):
+        return 0
+    for label, name, options in losses:
+        try:
+            lookup(name).function(pred, targ, **options)
+        except (TypeError, ValueError) as exc:
+            raise EvaluationError(f"loss {label}: {exc} (in the first {len(pred)} rows)") from None
+    return 0
+
+
 # -- running -------------------------------------------------------------------------------------
 
 
@@ -507,7 +527,8 @@ def _compute(
                     memory_limit=memory_limit if memory_limit is not None else "auto",
                     processes=True,
                     dashboard_address=None,
-                    silence_logs=logging.ERROR,
+                    # task errors reach the user once, through the client; not as worker logs too
+                    silence_logs=logging.CRITICAL,
                 )
             )
             client = stack.enter_context(Client(cluster))
@@ -568,6 +589,7 @@ def _evaluate(
         raise ValueError(
             "workers and memory_limit configure the local cluster; they cannot be used with scheduler"
         )
+    import dask
     import dask.array as da
 
     pred, targ, described = _inputs(predictions, targets, prediction_column, target_column, chunk_rows)
@@ -593,8 +615,12 @@ def _evaluate(
     for label, x in (("predictions", pred), ("targets", targ)):
         if x.dtype.kind == "f":
             checks[label] = _nan_rows(da, x)
+    # the first chunks, by their own keys: read once by the pass, so checking them is free
+    specs = [(label, info.name, options) for label, info, options in losses]
+    first = [x.to_delayed(optimize_graph=False).ravel()[0] for x in (pred, targ)]
+    first_rows = dask.delayed(_check_first_rows)(*first, specs)
     results = _compute(
-        {**graph, **{f"nan {k}": v for k, v in checks.items()}},
+        {**graph, **{f"nan {k}": v for k, v in checks.items()}, "first rows": first_rows},
         scheduler,
         workers,
         memory_limit,
