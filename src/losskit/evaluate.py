@@ -661,6 +661,9 @@ def evaluate(
     read once, and memory is bounded by the chunk size, not by the size of the files.  Each
     loss is exactly the in-memory value (its own reduction, e.g. the mean over all rows, or
     over the counted rows with ``ignore_index``), up to floating-point summation order.
+    The losses' value checks (class indices in range, probabilities in [0, 1], ...), which lazy
+    arrays skip, run on the first chunk within the same pass, and rows holding NaN (or, in
+    Parquet, empty values) are reported by row number.
 
     Args:
       predictions: a ``.npy`` file, a Parquet file or a directory of Parquet files (read in
