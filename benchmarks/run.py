@@ -307,6 +307,7 @@ def measure(kind, impls, size, warmup, repeats, rounds, timeout, raw) -> dict:
             results[impl]["times"] += r["times"]
             results[impl]["peaks"].append(r["peak"])
     for impl, r in results.items():
+        r["loadavg"] = os.getloadavg()[0]
         if "error" not in r:
             r["time"] = statistics.median(r["times"])
             r["peak"] = min(r["peaks"])
@@ -427,6 +428,9 @@ def main(argv=None) -> int:
     for cells in rows:
         print("| " + " | ".join(str(c) for c in cells) + " |")
     print()
+    loads = [r["loadavg"] for r in raw if "loadavg" in r]
+    if loads:
+        print(f"1-minute load average while measuring: {min(loads):.1f} to {max(loads):.1f} (2 cores).")
     print(
         "vs PyTorch: time / PyTorch's (F.cross_entropy + autograd for CE; the naive "
         "F.cross_entropy(F.linear(...)) for linear CE). vs floor: time / (read logits once + "
