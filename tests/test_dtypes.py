@@ -82,3 +82,14 @@ def test_bce_is_exact_where_finite_and_clamped_only_where_infinite():
     _, g = lk.value_and_grad(lk.binary_cross_entropy)(p, y, reduction="none")
     assert np.all(np.isfinite(g))
     assert g[3] == pytest.approx(1 / 0.7)
+
+
+def test_bce_with_logits_keeps_small_losses_and_gradients_in_float32():
+    x = np.array([17.0, -20.0], dtype=np.float32)
+    y = np.array([1.0, 0.0], dtype=np.float32)
+    value, g = lk.value_and_grad(lk.binary_cross_entropy_with_logits)(x, y, reduction="none")
+    exact = np.log1p(np.exp(-np.abs(x.astype(np.float64))))
+    np.testing.assert_allclose(value, exact, rtol=1e-6)
+    np.testing.assert_allclose(
+        g, [-np.exp(-17.0) / (1 + np.exp(-17.0)), np.exp(-20.0) / (1 + np.exp(-20.0))], rtol=1e-6
+    )

@@ -116,19 +116,17 @@ def binary_cross_entropy(
 
 
 def _bce_logits_core(pos_weight):
+    # Written as (1 - y) softplus(x) + c y softplus(-x) rather than (1 - y) x + softplus(-x):
+    # the same number, without the cancellation that rounds small losses to 0 in float32.
     def core(xp, x, y, need_grad):
-        sp_neg = _softplus(xp, -x)  # -log sigmoid(x)
-        if pos_weight is None:
-            value = (1.0 - y) * x + sp_neg
-            if not need_grad:
-                return value, None, None
-            return value, _sigmoid(xp, x) - y, -x
-        log_weight = 1.0 + (pos_weight - 1.0) * y
-        value = (1.0 - y) * x + log_weight * sp_neg
+        sp_pos, sp_neg = _softplus(xp, x), _softplus(xp, -x)
+        positive = y if pos_weight is None else pos_weight * y
+        value = (1.0 - y) * sp_pos + positive * sp_neg
         if not need_grad:
             return value, None, None
-        d_input = (1.0 - y) - log_weight * _sigmoid(xp, -x)
-        d_target = -x + (pos_weight - 1.0) * sp_neg
+        # (1 - y) sigmoid(x) - c y sigmoid(-x): exact where sigmoid(x) - y would round to 0
+        d_input = (1.0 - y) * _sigmoid(xp, x) - positive * _sigmoid(xp, -x)
+        d_target = -sp_pos + (sp_neg if pos_weight is None else pos_weight * sp_neg)
         return value, d_input, d_target
 
     return core
