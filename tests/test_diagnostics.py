@@ -452,3 +452,10 @@ def test_explain_aliases_and_errors():
     assert "batchmean" in explain("kl_div").notes
     with pytest.raises(ValueError, match="known losses"):
         explain("nope")
+
+
+def test_columns_without_steps_use_the_index_for_train_and_validation():
+    train = np.linspace(2.3, 0.5, 50)
+    val = np.concatenate([np.linspace(2.3, 0.8, 25), np.linspace(0.8, 1.5, 25)])
+    findings = {f.kind: f for f in losskit.diagnose({"train_loss": train, "val_loss": val}, num_classes=10)}
+    assert findings["overfitting"].step == 24

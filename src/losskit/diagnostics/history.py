@@ -264,10 +264,18 @@ def _history_from_mapping(columns: Mapping[str, Any]) -> History:
         return a if a is not None and a.size == n else None
 
     t = Series(train, aligned(step, train.size), aligned(epoch, train.size), name=train_name)
+    if t.step is None and t.epoch is None:  # no positions given: the index is the step
+        t = Series(train, np.arange(train.size), None, name=train_name)
     v = None
     if val_name is not None:
         val = data[val_name]
         vs, ve = aligned(step, val.size), aligned(epoch, val.size)
+        if vs is None and ve is None and step is None and epoch is None:
+            if val.size == train.size:
+                vs = np.arange(val.size)
+            elif val.size and not (train.size % val.size == 0 and train.size > val.size):
+                # logged at even intervals, the last one at the end of training
+                vs = np.round((np.arange(1, val.size + 1) * train.size) / val.size - 1.0)
         if vs is None and ve is None and val.size and train.size % val.size == 0 and train.size > val.size:
             per_epoch = train.size // val.size
             vs = t.position[per_epoch - 1 :: per_epoch] if t.step is not None or t.epoch is None else None
