@@ -150,6 +150,38 @@ def test_inplace_needs_a_writable_contiguous_last_axis_input(rng):
         fused_cross_entropy(x, np.full(x.shape[0], 99))
 
 
+def test_out_buffer_is_reused(rng):
+    x, t = _data(rng, n=40, c=30)
+    x = x.astype(np.float32)
+    buf = np.full_like(x, np.nan)
+    v, g = fused_cross_entropy(x, t, out=buf, label_smoothing=0.1)
+    assert g is buf
+    v_ref, g_ref = fused_cross_entropy(x, t, label_smoothing=0.1)
+    np.testing.assert_array_equal(g, g_ref)
+    assert v == v_ref
+    with pytest.raises(ValueError, match="out must be a writable C-contiguous float32"):
+        fused_cross_entropy(x, t, out=np.empty((40, 30)))
+    with pytest.raises(ValueError, match="needs grad=True and inplace=False"):
+        fused_cross_entropy(x, t, out=buf, inplace=True)
+
+
+@pytest.mark.skipif("numba" not in KERNELS, reason="numba is not installed")
+def test_auto_picks_numba_only_when_asked(rng, monkeypatch):
+    monkeypatch.delenv("LOSSKIT_DISABLE_NUMBA")
+    from losskit import _numba_kernels
+
+    calls = []
+    real = _numba_kernels.numba_ce_rows
+    monkeypatch.setattr(_numba_kernels, "numba_ce_rows", lambda *a: calls.append(1) or real(*a))
+    x, t = _data(rng)
+    x = x.astype(np.float32)
+    fused_cross_entropy(x, t)
+    assert not calls
+    monkeypatch.setenv("LOSSKIT_FUSED_KERNEL", "numba")
+    fused_cross_entropy(x, t)
+    assert calls
+
+
 def test_numba_kernel_refused_when_disabled(rng):
     x, t = _data(rng)
     with pytest.raises(ValueError, match="numba"):

@@ -1,7 +1,9 @@
 """The optional compiled row kernel of :mod:`losskit.fused` (needs the ``numba`` extra).
 
 Importing this module imports numba (and raises ImportError without it); :mod:`losskit.fused`
-imports it lazily and only when installed and not disabled (``LOSSKIT_DISABLE_NUMBA=1``).
+imports it lazily, only when installed and asked for (``kernel="numba"``, or
+``LOSSKIT_FUSED_KERNEL=numba`` for ``kernel="auto"``) and not disabled
+(``LOSSKIT_DISABLE_NUMBA=1``).
 
 For each row the kernel makes four passes while the row sits in cache: the maximum (and the
 row sum or weighted sum for label smoothing), the exponentials, their scaling and sum, and the

@@ -13,9 +13,11 @@ cached.  Memory traffic is one read of the logits and one write of the gradient 
   the logits, so the extra memory is O(N) (the per-row statistics);
 - the rows are shared between up to :func:`get_num_threads` threads (NumPy's ufuncs release
   the GIL, so two threads really run at once);
-- when the optional ``numba`` extra is installed, a compiled kernel does the per-block work in
-  one pass with a vectorised exponential (``kernel="auto"`` picks it; ``kernel="numpy"`` or the
-  environment variable ``LOSSKIT_DISABLE_NUMBA=1`` forces the pure NumPy path).
+- with the optional ``numba`` extra installed, ``kernel="numba"`` (or the environment variable
+  ``LOSSKIT_FUSED_KERNEL=numba``, which makes it the ``"auto"`` choice) runs a compiled row
+  kernel with an in-line vectorised exponential instead.  ``"auto"`` picks NumPy otherwise:
+  on the machine of ``benchmarks/RESULTS.md`` NumPy's own AVX-512 exponential made the NumPy
+  path as fast or faster.  ``LOSSKIT_DISABLE_NUMBA=1`` refuses the numba kernel altogether.
 
 :func:`losskit.cross_entropy` routes NumPy inputs here when a gradient is requested, so
 ``losskit.value_and_grad(losskit.cross_entropy)`` on NumPy arrays is this kernel.
@@ -154,6 +156,7 @@ def fused_cross_entropy(
     normalizer: float | Array | None = None,
     grad: bool = True,
     inplace: bool = False,
+    out: Array | None = None,
     kernel: str = "auto",
 ) -> tuple[Array, Array | None]:
     r"""Cross-entropy and its gradient with respect to the logits, fused, on NumPy arrays.
@@ -177,7 +180,12 @@ def fused_cross_entropy(
         ``grad_input``; ``input``'s values are lost.  Needs a writable, C-contiguous float32
         or float64 ``input`` with the classes along the last axis; the extra memory is then
         O(number of rows).
-      kernel: ``"auto"`` (default: numba when installed), ``"numpy"`` or ``"numba"``.
+      out: optional preallocated gradient buffer (``input``'s shape and dtype, float32 or
+        float64, C-contiguous, classes along the last axis), returned as ``grad_input``.  Reusing one
+        buffer across training steps saves the kernel's zeroing of fresh pages (about 40 ms
+        per GB on the benchmark machine).
+      kernel: ``"auto"`` (default: NumPy, or numba when ``LOSSKIT_FUSED_KERNEL=numba``),
+        ``"numpy"`` or ``"numba"``.
 
     Equivalent: ``torch.nn.functional.cross_entropy`` followed by ``backward()``, without the
     saved log-probabilities.
@@ -195,7 +203,7 @@ def fused_cross_entropy(
             raise ValueError("kernel='numba' needs the numba extra: pip install 'losskit[numba]'")
         use_numba = True
     elif kernel == "auto":
-        use_numba = numba_available()
+        use_numba = os.environ.get("LOSSKIT_FUSED_KERNEL", "numpy") == "numba" and numba_available()
 
     out_dtype = input.dtype
     dtype = np.dtype(compute_dtype(xp, out_dtype))
@@ -247,8 +255,25 @@ def fused_cross_entropy(
         row_scale = np.where(counted, factor / dtype.type(temperature), dtype.type(0)).astype(dtype)
     else_mask = None if reducer.mask is None else ~np.broadcast_to(reducer.mask, sample_shape).reshape(-1)
 
+    if out is not None:
+        if not grad or inplace:
+            raise ValueError("out= is the gradient buffer: it needs grad=True and inplace=False")
+        if (
+            not isinstance(out, np.ndarray)
+            or out.shape != tuple(input.shape)
+            or out.dtype != dtype
+            or input.dtype != dtype
+            or not out.flags.c_contiguous
+            or not out.flags.writeable
+            or axis != input.ndim - 1
+        ):
+            raise ValueError(
+                f"out must be a writable C-contiguous {dtype} array of input's shape "
+                f"{tuple(input.shape)} with the classes along the last axis; got "
+                f"{getattr(out, 'dtype', type(out).__name__)} {tuple(getattr(out, 'shape', ()))}"
+            )
     if grad:
-        g2 = x2 if inplace else np.empty_like(x2)
+        g2 = x2 if inplace else (np.empty_like(x2) if out is None else out.reshape(x2.shape))
     else:
         g2 = None
     row_loss = np.empty(n_rows, dtype=dtype)
@@ -279,6 +304,8 @@ def fused_cross_entropy(
         return value, None
     if inplace:
         return value, input
+    if out is not None:
+        return value, out
     g = g2.reshape(x.shape)
     if axis != input.ndim - 1:
         g = np.moveaxis(g, -1, axis)

@@ -173,9 +173,10 @@ def linear_cross_entropy(
     d = input.shape[-1]
     lead = tuple(input.shape[:-1])
     n = math.prod(lead)
-    x2 = xp.reshape(xp.astype(lift(xp, input, dtype), dtype), (n, d))
-    w = xp.astype(lift(xp, weight, dtype), dtype)
-    b = None if bias is None else xp.astype(lift(xp, bias, dtype), dtype)
+    # lift casts only when the dtype differs: no copies of the (possibly large) weight
+    x2 = xp.reshape(lift(xp, input, dtype), (n, d))
+    w = lift(xp, weight, dtype)
+    b = None if bias is None else lift(xp, bias, dtype)
     t = xp.reshape(target, (n,))
     valid = t != ignore_index
     safe_t = xp.where(valid, t, xp.zeros_like(t))
