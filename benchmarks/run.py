@@ -360,12 +360,14 @@ def machine() -> str:
         blas = []
     from losskit import fused
 
-    kernel = "numba" if fused.numba_available() else "numpy"
+    auto_numba = os.environ.get("LOSSKIT_FUSED_KERNEL") == "numba" and fused.numba_available()
+    installed = "installed" if fused.numba_available() else "not installed"
+    kernel = f"{'numba' if auto_numba else 'numpy'} (numba {installed})"
     return (
         f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Python {platform.python_version()}; "
         + ", ".join(versions)
         + (f"; numpy BLAS: {', '.join(blas)}" if blas else "")
-        + f"; losskit fused kernel: {kernel}; {THREADS} threads everywhere; "
+        + f"; losskit fused kernel for kernel='auto': {kernel}; {THREADS} threads everywhere; "
         + f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}"
     )
 
