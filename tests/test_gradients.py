@@ -85,3 +85,20 @@ def test_jax_grad_and_jit_flow_through_losskit(case, rng):
     jitted = jax.jit(lambda *a: lk.value_and_grad(case.fn, argnums=n)(*a, reduction=reduction, **j_kwargs))
     v2, g2 = jitted(*j_args)
     np.testing.assert_allclose(np.asarray(g2), analytic, rtol=1e-7, atol=1e-12)
+
+
+def test_second_order_autograd_through_cross_entropy_matches_torch(rng):
+    import torch
+
+    x = torch.from_numpy(rng.normal(size=(4, 5))).requires_grad_(True)
+    t = torch.from_numpy(rng.integers(0, 5, size=4))
+    v = torch.from_numpy(rng.normal(size=(4, 5)))
+
+    def hvp(loss_fn):
+        (g,) = torch.autograd.grad(loss_fn(x, t), x, create_graph=True)
+        (h,) = torch.autograd.grad((g * v).sum(), x)
+        return h.numpy()
+
+    ours = hvp(lambda a, b: lk.cross_entropy(a, b, label_smoothing=0.1))
+    ref = hvp(lambda a, b: torch.nn.functional.cross_entropy(a, b, label_smoothing=0.1))
+    np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)

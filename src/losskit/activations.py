@@ -9,7 +9,7 @@ better, raw logits with ``binary_cross_entropy_with_logits``), ``log_softmax`` w
 
 from __future__ import annotations
 
-from ._backend import Array, compute_dtype, lift, namespace, restore
+from ._backend import Array, compute_dtype, lift, namespace, restore, stop_gradient
 from ._validation import check_axis, check_float_array, check_number
 
 __all__ = ["sigmoid", "log_sigmoid", "softplus", "softmax", "log_softmax", "logsumexp", "tanh"]
@@ -70,9 +70,14 @@ def _scaled(xp, x: Array, temperature: float) -> Array:
     return x if temperature == 1.0 else x / temperature
 
 
-def _row_max(xp, z: Array, axis: int) -> Array:
-    # a row of only -inf has max -inf; shifting by 0 instead keeps exp() free of inf - inf
+def _row_max(xp, z: Array, axis: int, detach: bool = True) -> Array:
+    # Used as a pure shift, the max cancels out of every result (d lse / d m = 1 - sum softmax
+    # = 0), so autograd need not trace it: detaching it is exact, and spares torch the N x C
+    # mask that max's backward builds.  Callers that use m as a value pass detach=False.
+    # A row of only -inf has max -inf; shifting by 0 instead keeps exp() free of inf - inf.
     m = xp.max(z, axis=axis, keepdims=True)
+    if detach:
+        m = stop_gradient(m)
     return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
 
 

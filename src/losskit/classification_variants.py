@@ -154,7 +154,7 @@ def _softmax_parts(xp, input, axis, dtype):
     precision when p_t rounds to 1 (a confident, correct prediction): the gradient there is
     tiny, not 0."""
     x = xp.moveaxis(lift(xp, input, dtype), axis, -1)
-    m = _row_max(xp, x, -1)
+    m = _row_max(xp, x, -1, detach=False)  # m is the top logit's value here, not only a shift
     e = xp.exp(x - m)
     top = xp.argmax(x, axis=-1)
     is_top = xp.expand_dims(top, axis=-1) == xp.arange(x.shape[-1], dtype=top.dtype)
