@@ -100,12 +100,36 @@ def test_inplace_overwrites_logits_with_the_gradient():
         (loss + y.sum()).backward()
 
 
-def test_second_backward_is_refused_not_wrong():
-    x = torch.randn(3, 4, requires_grad=True)
-    loss = lt.cross_entropy(x, torch.tensor([0, 1, 2]))
+def test_second_backward_recomputes_the_gradient():
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 1, 2])
+    loss = lt.cross_entropy(x, t, label_smoothing=0.1)
+    loss.backward(retain_graph=True)
+    first = x.grad.clone()
+    loss.backward()  # the saved buffer was handed over: recomputed from the logits
+    (expected,) = torch.autograd.grad(F.cross_entropy(x, t, label_smoothing=0.1), x)
+    torch.testing.assert_close(first, expected)
+    torch.testing.assert_close(x.grad, 2 * expected)
+
+
+def test_second_backward_after_inplace_is_refused_not_wrong():
+    x = torch.randn(3, 4)
+    h = x.clone().requires_grad_(True)
+    loss = lt.cross_entropy(h * 1.0, torch.tensor([0, 1, 2]), inplace=True)
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="already used by an earlier backward"):
         loss.backward()
+
+
+def test_double_backward_matches_torch():
+    x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 1, 2, 4])
+    v = torch.randn(4, 5, dtype=torch.float64)
+    hvp = []
+    for fn in (lt.cross_entropy, F.cross_entropy):
+        (g,) = torch.autograd.grad(fn(x, t, reduction="sum"), x, create_graph=True)
+        hvp.append(torch.autograd.grad((g * v).sum(), x)[0])
+    torch.testing.assert_close(hvp[0], hvp[1])
 
 
 def test_no_grad_forward_keeps_no_buffer():

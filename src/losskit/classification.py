@@ -263,6 +263,20 @@ def _gather_classes(xp, values, index, num_classes):
     return xp.sum(values * _one_hot(xp, index, num_classes, values.dtype), axis=-1)
 
 
+def _torch_autograd(input, target, weight, where, normalizer) -> bool:
+    """Torch logits that autograd will differentiate, and nothing else that needs a gradient."""
+    import array_api_compat
+
+    if not array_api_compat.is_torch_array(input) or not input.requires_grad:
+        return False
+    import torch
+
+    if not torch.is_grad_enabled():
+        return False
+    others = (target, weight, where, normalizer)
+    return not any(isinstance(a, torch.Tensor) and a.requires_grad for a in others)
+
+
 def _fusable(*arrays, normalizer) -> bool:
     """Plain NumPy arrays (or None) only: the fused kernel in losskit.fused handles them."""
     import numpy as np
@@ -337,6 +351,16 @@ def cross_entropy(
     ``optax.losses.softmax_cross_entropy_with_integer_labels`` / ``softmax_cross_entropy``.
     """
     xp = namespace(input=input, target=target, weight=weight, where=where)
+    if not wrt and _torch_autograd(input, target, weight, where, normalizer):
+        # torch logits that need a gradient: the fused Function is the same loss with the
+        # gradient computed in the forward (its backward stays differentiable)
+        from .torch.functional import cross_entropy as fused_torch
+
+        value = fused_torch(
+            input, target, weight, ignore_index, label_smoothing, axis, temperature,
+            reduction=reduction, where=where, z_loss=z_loss, normalizer=normalizer,
+        )
+        return value, {}
     if wrt == {0} and _fusable(input, target, weight, where, normalizer=normalizer):
         # NumPy with a gradient: the fused row-blocked kernel gives the same numbers in one sweep
         from .fused import fused_cross_entropy

@@ -99,13 +99,30 @@ class CrossEntropyFunction(torch.autograd.Function):
                 g = input
         ctx.axis = options["axis"] % input.ndim
         ctx.grad_input = g
+        ctx.inplace = inplace
+        if need and not inplace:
+            # kept for a second backward (retain_graph) or a differentiable one (create_graph)
+            ctx.save_for_backward(input)
+            ctx.recompute = (target, weight, where, normalizer, dict(options, reduction=reduction))
         return value
 
     @staticmethod
     def backward(ctx, grad_output):
         g = ctx.grad_input
-        if g is None:
-            raise RuntimeError(_CONSUMED.format(name="cross_entropy"))
+        if torch.is_grad_enabled() or g is None:
+            if ctx.inplace:
+                raise RuntimeError(_CONSUMED.format(name="cross_entropy"))
+            # create_graph=True, or the saved gradient was already handed over: recompute it
+            # from the logits with differentiable torch operations, so higher orders work
+            import losskit
+
+            (x,) = ctx.saved_tensors
+            target, weight, where, normalizer, options = ctx.recompute
+            _, g = losskit.value_and_grad(losskit.cross_entropy)(
+                x, target, weight, where=where, normalizer=normalizer, **options
+            )
+            scale = grad_output.unsqueeze(ctx.axis) if ctx.reduction == "none" else grad_output
+            return g * scale.to(g.dtype), None, None, None, None, None
         ctx.grad_input = None  # hand the buffer over: autograd can then keep it without a copy
         return _scale_(g, grad_output, ctx.reduction, ctx.axis), None, None, None, None, None
 
