@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._backend import Array, Namespace, is_concrete
-from ._validation import check_number, check_reduction
+from ._validation import check_mask, check_number, check_reduction
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,7 @@ def make_reducer(
     check_reduction(reduction, allowed)
     mask = None
     if where is not None:
-        from ._validation import check_broadcastable_to
-
-        if not xp.isdtype(where.dtype, "bool"):
-            raise TypeError(f"where must be a boolean array; got dtype {where.dtype}")
-        check_broadcastable_to(where, shape, "where", "the per-element loss")
+        check_mask(xp, where, shape, "the per-element loss")
         mask = xp.broadcast_to(where, shape) if tuple(where.shape) != tuple(shape) else where
     if reduction in ("none", "sum"):
         return Reducer(xp, reduction, mask, 1.0)

@@ -72,6 +72,16 @@ def check_broadcastable_to(x: Array, shape: Sequence[int], name: str, target_nam
         )
 
 
+def check_mask(xp: Namespace, where: Array | None, shape: Sequence[int], against: str) -> None:
+    """``where`` (if given) must be a boolean array broadcasting to ``shape`` (that of
+    ``against``) without enlarging it."""
+    if where is None:
+        return
+    if not xp.isdtype(where.dtype, "bool"):
+        raise TypeError(f"where must be a boolean array; got dtype {where.dtype}")
+    check_broadcastable_to(where, shape, "where", against)
+
+
 def check_axis(axis: object, ndim: int, name: str = "axis") -> int:
     if isinstance(axis, bool) or not isinstance(axis, int):
         raise TypeError(f"{name} must be an int; got {type(axis).__name__}")

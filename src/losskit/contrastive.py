@@ -36,6 +36,7 @@ from ._validation import (
     _true,
     check_float_array,
     check_integer_array,
+    check_mask,
     check_no_nan,
     check_nonempty,
     check_number,
@@ -513,7 +514,7 @@ def cosine_distance(
     fully masked vector Optax returns 1, losskit leaves it out).  Keras ``CosineSimilarity``
     returns :math:`-\cos`, i.e. this minus 1.
     """
-    from ._validation import check_axis, check_broadcastable_to
+    from ._validation import check_axis
 
     xp = namespace(input=input, target=target, where=where)
     check_float_array(xp, input, "input")
@@ -524,10 +525,7 @@ def cosine_distance(
     check_nonempty(input, "input")
     axis = check_axis(axis, input.ndim)
     epsilon = check_number(epsilon, "epsilon", low=0.0)
-    if where is not None:
-        if not xp.isdtype(where.dtype, "bool"):
-            raise TypeError(f"where must be a boolean array; got dtype {where.dtype}")
-        check_broadcastable_to(where, tuple(input.shape), "where", "input")
+    check_mask(xp, where, tuple(input.shape), "input")
     out_dtype, dtype, (x, y) = _lift_all(xp, input, target)
     x, y = xp.moveaxis(x, axis, -1), xp.moveaxis(y, axis, -1)
     w = None

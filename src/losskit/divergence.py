@@ -15,9 +15,9 @@ from ._reduction import make_reducer
 from ._validation import (
     _true,
     check_axis,
-    check_broadcastable_to,
     check_float_array,
     check_in_unit_interval,
+    check_mask,
     check_no_nan,
     check_nonempty,
     check_number,
@@ -31,6 +31,19 @@ def _xlogy(xp, x, y):
     """x log y with 0 log 0 = 0 (the convention that makes KL finite at zero targets)."""
     safe_y = xp.where(x == 0, xp.ones_like(y), y)
     return xp.where(x == 0, xp.zeros_like(x), x * xp.log(safe_y))
+
+
+def _pointwise_divergence_reducer(xp, reduction, shape, dtype, where):
+    """kl_div's and js_div's reductions: PyTorch's four, batchmean dividing by shape[0]."""
+    return make_reducer(
+        xp,
+        reduction,
+        shape,
+        dtype,
+        where=where,
+        batch_size=shape[0] if shape else 1,
+        allowed=("batchmean", "mean", "sum", "none"),
+    )
 
 
 @catalogued(
@@ -94,16 +107,7 @@ def kl_div(
     else:
         q = t
         value = _xlogy(xp, q, q) - q * log_p
-    shape = tuple(input.shape)
-    reducer = make_reducer(
-        xp,
-        reduction,
-        shape,
-        dtype,
-        where=where,
-        batch_size=shape[0] if shape else 1,
-        allowed=("batchmean", "mean", "sum", "none"),
-    )
+    reducer = _pointwise_divergence_reducer(xp, reduction, tuple(input.shape), dtype, where)
     grads = {}
     if 0 in wrt:
         grads[0] = reducer.grad(-q)
@@ -202,16 +206,7 @@ def js_div(
     half_p = xp.where(has_p, 0.5 * (log_p - log_m), zero)  # d/dp of the pointwise term
     half_q = xp.where(has_q, 0.5 * (log_q - log_m), zero)  # d/dq
     value = p * half_p + q * half_q
-    shape = tuple(input.shape)
-    reducer = make_reducer(
-        xp,
-        reduction,
-        shape,
-        dtype,
-        where=where,
-        batch_size=shape[0] if shape else 1,
-        allowed=("batchmean", "mean", "sum", "none"),
-    )
+    reducer = _pointwise_divergence_reducer(xp, reduction, tuple(input.shape), dtype, where)
     grads = {}
     if 0 in wrt:
         grads[0] = reducer.grad(p * half_p)
@@ -223,14 +218,6 @@ def js_div(
             at_zero = xp.where(has_p, xp.full_like(p, -math.inf), xp.full_like(p, 0.5 * math.log(2.0)))
             grads[1] = reducer.grad(xp.where(has_q, half_q, at_zero))
     return finish(xp, out_dtype, reducer.value(value), grads)
-
-
-def _check_elementwise_mask(xp, where, shape):
-    if where is None:
-        return
-    if not xp.isdtype(where.dtype, "bool"):
-        raise TypeError(f"where must be a boolean array; got dtype {where.dtype}")
-    check_broadcastable_to(where, shape, "where", "input")
 
 
 @catalogued(
@@ -288,7 +275,7 @@ def generalized_kl(
             f"target must be >= 0 (an unnormalised distribution); got a minimum of {float(xp.min(target)):g}"
         )
     axis = check_axis(axis, input.ndim)
-    _check_elementwise_mask(xp, where, tuple(input.shape))
+    check_mask(xp, where, tuple(input.shape), "input")
     out_dtype = xp.result_type(input.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
     log_p = xp.moveaxis(xp.astype(lift(xp, input, dtype), dtype), axis, -1)

@@ -16,8 +16,8 @@ from ._gradients import loss_function
 from ._reduction import make_reducer
 from ._validation import (
     _true,
-    check_broadcastable_to,
     check_float_array,
+    check_mask,
     check_no_nan,
     check_nonempty,
     check_number,
@@ -149,10 +149,7 @@ def ranking_softmax(
     if weights is not None:
         check_float_array(xp, weights, "weights")
         check_same_shape(logits, weights, "logits", "weights")
-    if where is not None:
-        if not xp.isdtype(where.dtype, "bool"):
-            raise TypeError(f"where must be a boolean array; got dtype {where.dtype}")
-        check_broadcastable_to(where, tuple(logits.shape), "where", "logits")
+    check_mask(xp, where, tuple(logits.shape), "logits")
     out_dtype = logits.dtype
     dtype = compute_dtype(xp, out_dtype)
     s = xp.astype(lift(xp, logits, dtype), dtype)
