@@ -41,11 +41,7 @@ def pointwise_loss(
         target_check(xp, target)
     out_dtype = xp.result_type(input.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
-    x, y = lift(xp, input, dtype), lift(xp, target, dtype)
-    if x.dtype != dtype:
-        x = xp.astype(x, dtype)
-    if y.dtype != dtype:
-        y = xp.astype(y, dtype)
+    x, y = lift(xp, input, dtype), lift(xp, target, dtype)  # both floating: cast to dtype
     w = None
     if weight is not None:
         from ._validation import check_broadcastable_to

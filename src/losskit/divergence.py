@@ -99,8 +99,8 @@ def kl_div(
         check_in_unit_interval(xp, target, "target")
     out_dtype = xp.result_type(input.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
-    log_p = xp.astype(lift(xp, input, dtype), dtype)
-    t = xp.astype(lift(xp, target, dtype), dtype)
+    log_p = lift(xp, input, dtype)
+    t = lift(xp, target, dtype)
     if log_target:
         q = xp.exp(t)
         value = q * (t - log_p)
@@ -183,8 +183,8 @@ def js_div(
     _check_distributions(xp, input, target, where, log_target)
     out_dtype = xp.result_type(input.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
-    log_p = xp.astype(lift(xp, input, dtype), dtype)
-    t = xp.astype(lift(xp, target, dtype), dtype)
+    log_p = lift(xp, input, dtype)
+    t = lift(xp, target, dtype)
     p = xp.exp(log_p)
     has_p = p > 0
     if log_target:
@@ -278,8 +278,8 @@ def generalized_kl(
     check_mask(xp, where, tuple(input.shape), "input")
     out_dtype = xp.result_type(input.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
-    log_p = xp.moveaxis(xp.astype(lift(xp, input, dtype), dtype), axis, -1)
-    q = xp.moveaxis(xp.astype(lift(xp, target, dtype), dtype), axis, -1)
+    log_p = xp.moveaxis(lift(xp, input, dtype), axis, -1)
+    q = xp.moveaxis(lift(xp, target, dtype), axis, -1)
     p = xp.exp(log_p)
     has_q = q > 0
     log_q = _safe_log(xp, q, has_q)
