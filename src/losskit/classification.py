@@ -198,6 +198,15 @@ def _one_hot(xp, index, num_classes, dtype):
     return xp.astype(xp.expand_dims(index, axis=-1) == classes, dtype)
 
 
+def _cross_entropy_options(label_smoothing, temperature, z_loss) -> tuple[float, float, float]:
+    """Check cross-entropy's scalar options; return (label_smoothing, temperature, z_loss)."""
+    return (
+        check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0),
+        check_number(temperature, "temperature", low=0.0, low_inclusive=False),
+        check_number(z_loss, "z_loss", low=0.0),
+    )
+
+
 def _class_targets(xp, input, target, axis, ignore_index, weight, where, name="target"):
     """Validate the class-axis inputs shared by cross_entropy and nll; return the per-sample
     shape, whether targets are indices, and the class weights as an array (or None)."""
@@ -373,9 +382,7 @@ def cross_entropy(
     axis, num_classes, sample_shape, indices = _class_targets(
         xp, input, target, axis, ignore_index, weight, where
     )
-    eps = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
-    temperature = check_number(temperature, "temperature", low=0.0, low_inclusive=False)
-    z_coef = check_number(z_loss, "z_loss", low=0.0)
+    eps, temperature, z_coef = _cross_entropy_options(label_smoothing, temperature, z_loss)
     out_dtype = input.dtype
     dtype = compute_dtype(xp, out_dtype)
     x = xp.moveaxis(lift(xp, input, dtype), axis, -1)

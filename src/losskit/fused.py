@@ -35,7 +35,6 @@ import numpy as np
 
 from ._backend import Array, compute_dtype
 from ._reduction import make_reducer
-from ._validation import check_number
 
 __all__ = ["fused_cross_entropy", "get_num_threads", "set_num_threads", "numba_available"]
 
@@ -126,7 +125,7 @@ def run_row_blocks(n_rows: int, block: int, fn, threads: int | None = None, para
 
 def _validate(input, target, weight, ignore_index, label_smoothing, axis, temperature, z_loss, where):
     from ._backend import namespace
-    from .classification import _class_targets
+    from .classification import _class_targets, _cross_entropy_options
 
     xp = namespace(input=input, target=target, weight=weight, where=where)
     for name, a in (("input", input), ("target", target), ("weight", weight), ("where", where)):
@@ -135,9 +134,7 @@ def _validate(input, target, weight, ignore_index, label_smoothing, axis, temper
     axis, num_classes, sample_shape, indices = _class_targets(
         xp, input, target, axis, ignore_index, weight, where
     )
-    eps = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
-    temperature = check_number(temperature, "temperature", low=0.0, low_inclusive=False)
-    z_coef = check_number(z_loss, "z_loss", low=0.0)
+    eps, temperature, z_coef = _cross_entropy_options(label_smoothing, temperature, z_loss)
     return xp, axis, num_classes, sample_shape, indices, eps, temperature, z_coef
 
 

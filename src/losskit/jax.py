@@ -118,15 +118,13 @@ def cross_entropy(
     """
     import losskit
 
-    from .classification import _class_targets
+    from .classification import _class_targets, _cross_entropy_options
 
     xp = namespace(input=input, target=target, weight=weight, where=where)
     axis, num_classes, sample_shape, indices = _class_targets(
         xp, input, target, axis, ignore_index, weight, where
     )
-    eps = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
-    temperature = check_number(temperature, "temperature", low=0.0, low_inclusive=False)
-    z = check_number(z_loss, "z_loss", low=0.0)
+    eps, temperature, z = _cross_entropy_options(label_smoothing, temperature, z_loss)
     from ._validation import check_reduction
 
     check_reduction(reduction)
