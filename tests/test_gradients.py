@@ -41,6 +41,24 @@ def test_gradient_equals_finite_difference(case, reduction, rng):
         np.testing.assert_allclose(g, fd, rtol=case.fd_rtol, atol=case.fd_rtol * 1e-2, err_msg=f"argnum {n}")
 
 
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_inputs_are_not_modified_and_gradients_own_their_memory(case, rng):
+    # inputs already in the compute dtype are used without a copy: nothing may write to them,
+    # and no gradient may be a view of one (the caller would then edit the other)
+    args, kwargs = case.make_args(rng)
+    before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+    _, grads = lk.value_and_grad(case.fn, argnums=case.grad_argnums)(
+        *args, reduction=case.reductions[0], **kwargs
+    )
+    for a, b in zip(args, before):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+    for g in grads:
+        for a in list(args) + [v for v in kwargs.values() if isinstance(v, np.ndarray)]:
+            if isinstance(a, np.ndarray):
+                assert not np.shares_memory(np.asarray(g), a)
+
+
 @pytest.mark.parametrize("case", [c for c in ALL_CASES if "torch" in c.backends], ids=lambda c: c.id)
 def test_torch_autograd_flows_through_losskit(case, rng):
     import torch

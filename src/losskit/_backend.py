@@ -113,6 +113,11 @@ def lift(xp: Namespace, x: Array | None, dtype: object) -> Array | None:
     return xp.astype(x, dtype)
 
 
+def cast(xp: Namespace, x: Array, dtype: object) -> Array:
+    """``x`` (floating or integer) as ``dtype``, without a copy when it already has it."""
+    return x if x.dtype == dtype else xp.astype(x, dtype)
+
+
 def to_python_float(x: Array) -> float:
     """A concrete 0-d array (of any library) as a Python float."""
     return float(x)

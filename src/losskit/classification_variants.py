@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from ._backend import Array, compute_dtype, finish, is_integer, lift, namespace
+from ._backend import Array, cast, compute_dtype, finish, is_integer, lift, namespace
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._pointwise import pointwise_loss
@@ -467,11 +467,11 @@ def brier(
     check_in_unit_interval(xp, input, "input")
     out_dtype = input.dtype if indices else xp.result_type(input.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
-    p = xp.moveaxis(xp.astype(lift(xp, input, dtype), dtype), axis, -1)
+    p = xp.moveaxis(cast(xp, input, dtype), axis, -1)
     if indices:
         y = xp.astype(xp.expand_dims(target, axis=-1) == xp.arange(num_classes, dtype=target.dtype), dtype)
     else:
-        y = xp.moveaxis(xp.astype(lift(xp, target, dtype), dtype), axis, -1)
+        y = xp.moveaxis(cast(xp, target, dtype), axis, -1)
     d = p - y
     value = xp.sum(d * d, axis=-1)
     reducer = make_reducer(xp, reduction, sample_shape, dtype, where=where)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from ._backend import Array, compute_dtype, finish, is_array, is_concrete, lift, namespace, stop_gradient
+from ._backend import Array, cast, compute_dtype, finish, is_array, is_concrete, namespace, stop_gradient
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._reduction import make_reducer
@@ -232,7 +232,7 @@ def _lift_all(xp, *arrays):
     for x in arrays[1:]:
         out_dtype = xp.result_type(out_dtype, x.dtype)
     dtype = compute_dtype(xp, out_dtype)
-    return out_dtype, dtype, [xp.astype(lift(xp, x, dtype), dtype) for x in arrays]
+    return out_dtype, dtype, [cast(xp, x, dtype) for x in arrays]
 
 
 @catalogued(
@@ -705,7 +705,7 @@ def _batch_inputs(xp, embeddings, labels, where, temperature=None):
     t = None if temperature is None else _check_temperature(temperature)
     out_dtype = embeddings.dtype
     dtype = compute_dtype(xp, out_dtype)
-    return n, t, out_dtype, dtype, xp.astype(lift(xp, embeddings, dtype), dtype)
+    return n, t, out_dtype, dtype, cast(xp, embeddings, dtype)
 
 
 @catalogued(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ._backend import Array, compute_dtype, finish, is_concrete, lift, namespace
+from ._backend import Array, cast, compute_dtype, finish, is_concrete, lift, namespace
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._reduction import make_reducer
@@ -368,8 +368,8 @@ def distillation_kl(
     axis = check_axis(axis, student_logits.ndim)
     out_dtype = xp.result_type(student_logits.dtype, teacher_logits.dtype)
     dtype = compute_dtype(xp, out_dtype)
-    s = xp.moveaxis(xp.astype(lift(xp, student_logits, dtype), dtype), axis, -1) / temperature
-    t = xp.moveaxis(xp.astype(lift(xp, teacher_logits, dtype), dtype), axis, -1) / temperature
+    s = xp.moveaxis(cast(xp, student_logits, dtype), axis, -1) / temperature
+    t = xp.moveaxis(cast(xp, teacher_logits, dtype), axis, -1) / temperature
     log_p = _log_softmax(xp, s, -1)
     log_q = _log_softmax(xp, t, -1)
     q = xp.exp(log_q)

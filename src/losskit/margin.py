@@ -21,7 +21,7 @@ counts ``mean`` is 0 with a zero gradient).
 
 from __future__ import annotations
 
-from ._backend import Array, compute_dtype, finish, is_concrete, is_integer, lift, namespace
+from ._backend import Array, cast, compute_dtype, finish, is_concrete, is_integer, lift, namespace
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._pointwise import pointwise_loss
@@ -648,8 +648,8 @@ def multilabel_soft_margin(
     check_in_unit_interval(xp, target, "target")
     out_dtype = xp.result_type(input.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
-    x = xp.moveaxis(xp.astype(lift(xp, input, dtype), dtype), axis, -1)
-    y = xp.moveaxis(xp.astype(lift(xp, target, dtype), dtype), axis, -1)
+    x = xp.moveaxis(cast(xp, input, dtype), axis, -1)
+    y = xp.moveaxis(cast(xp, target, dtype), axis, -1)
     w = None
     if weight is not None:
         check_float_array(xp, weight, "weight")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ._backend import Array, compute_dtype, lift, namespace, restore
+from ._backend import Array, cast, compute_dtype, namespace, restore
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._validation import check_broadcastable_to, check_float_array, check_number, check_reduction
@@ -82,7 +82,7 @@ def _penalty(params, scale, reduction, where, wrt, element, derivative):
     count = 0.0  # counted elements: a Python number, or an array once a mask is involved
     lifted = []
     for p, m in zip(params, masks):
-        x = xp.astype(lift(xp, p, dtype), dtype)
+        x = cast(xp, p, dtype)
         v = element(xp, x)
         if m is None:
             count = count + float(math.prod(p.shape))

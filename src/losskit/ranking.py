@@ -10,7 +10,7 @@ Options as elsewhere: ``reduction`` (``"mean"`` default, ``"sum"``, ``"none"``) 
 
 from __future__ import annotations
 
-from ._backend import Array, compute_dtype, finish, is_concrete, lift, namespace
+from ._backend import Array, cast, compute_dtype, finish, is_concrete, namespace
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._reduction import make_reducer
@@ -76,7 +76,7 @@ def margin_ranking(
     margin = check_number(margin, "margin")
     out_dtype = xp.result_type(input1.dtype, input2.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
-    x1, x2, y = (xp.astype(lift(xp, a, dtype), dtype) for a in (input1, input2, target))
+    x1, x2, y = (cast(xp, a, dtype) for a in (input1, input2, target))
     raw = margin - y * (x1 - x2)
     active = raw > 0
     zero = xp.zeros_like(raw)
@@ -152,7 +152,7 @@ def ranking_softmax(
     check_mask(xp, where, tuple(logits.shape), "logits")
     out_dtype = logits.dtype
     dtype = compute_dtype(xp, out_dtype)
-    s = xp.astype(lift(xp, logits, dtype), dtype)
+    s = cast(xp, logits, dtype)
     y = xp.astype(labels, dtype)
     if weights is not None:
         y_w = y * xp.astype(weights, dtype)

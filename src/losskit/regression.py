@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from ._backend import Array, compute_dtype, finish, is_concrete, lift, namespace
+from ._backend import Array, cast, compute_dtype, finish, is_concrete, namespace
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._pointwise import pointwise_loss
@@ -417,12 +417,12 @@ def gaussian_nll(
     types = [input.dtype, target.dtype] + ([] if var_is_number else [var.dtype])
     out_dtype = xp.result_type(*types)
     dtype = compute_dtype(xp, out_dtype)
-    x = xp.astype(lift(xp, input, dtype), dtype)
-    y = xp.astype(lift(xp, target, dtype), dtype)
+    x = cast(xp, input, dtype)
+    y = cast(xp, target, dtype)
     if var_is_number:
         v = xp.full_like(x, float(var))
     else:
-        v = xp.astype(lift(xp, var, dtype), dtype)
+        v = cast(xp, var, dtype)
         if tuple(v.shape) != layout:
             v = xp.reshape(v, layout)
     v = xp.maximum(v, xp.full_like(v, eps))

@@ -33,7 +33,7 @@ Common options:
 
 from __future__ import annotations
 
-from ._backend import Array, compute_dtype, finish, is_integer, lift, namespace
+from ._backend import Array, cast, compute_dtype, finish, is_integer, namespace
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._reduction import make_reducer
@@ -128,7 +128,7 @@ def _overlap_loss(
 
     out_dtype = input.dtype if indices else xp.result_type(input.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
-    z = xp.moveaxis(xp.astype(lift(xp, input, dtype), dtype), axis, -1)  # (N, ..., C)
+    z = xp.moveaxis(cast(xp, input, dtype), axis, -1)  # (N, ..., C)
     if activation == "softmax":
         p = _softmax(xp, z, -1)
     elif activation == "sigmoid":
@@ -138,7 +138,7 @@ def _overlap_loss(
     if indices:
         g = xp.astype(xp.expand_dims(target, axis=-1) == xp.arange(num_classes, dtype=target.dtype), dtype)
     else:
-        g = xp.moveaxis(xp.astype(lift(xp, target, dtype), dtype), axis, -1)
+        g = xp.moveaxis(cast(xp, target, dtype), axis, -1)
     spatial = tuple(range(1, p.ndim - 1))
 
     def total(a):

@@ -7,7 +7,7 @@ Multi-Label Classification, ICML 2016.
 
 from __future__ import annotations
 
-from ._backend import Array, compute_dtype, finish, is_concrete, lift, namespace, restore
+from ._backend import Array, cast, compute_dtype, finish, is_concrete, lift, namespace, restore
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._reduction import make_reducer
@@ -137,12 +137,12 @@ def sparsemax_loss(
         _check_rows_sum_to_one(xp, target, axis)
     out_dtype = input.dtype if indices else xp.result_type(input.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
-    z = xp.moveaxis(xp.astype(lift(xp, input, dtype), dtype), axis, -1)
+    z = xp.moveaxis(cast(xp, input, dtype), axis, -1)
     p = _sparsemax(xp, z)
     if indices:
         q = xp.astype(xp.expand_dims(target, axis=-1) == xp.arange(num_classes, dtype=target.dtype), dtype)
     else:
-        q = xp.moveaxis(xp.astype(lift(xp, target, dtype), dtype), axis, -1)
+        q = xp.moveaxis(cast(xp, target, dtype), axis, -1)
     # <p - q, z> with the scores shifted by the row max (the value is shift-invariant when q
     # sums to 1, and the shift keeps the products small)
     zs = z - xp.max(z, axis=-1, keepdims=True)
