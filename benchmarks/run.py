@@ -40,9 +40,11 @@ CE_IMPLS = [
     "losskit numpy",
     "losskit numpy inplace",
     "losskit numpy reused out",
+    "losskit numpy no cache",
     "losskit numba",
     "losskit numba inplace",
     "losskit torch Function",
+    "losskit torch Function no cache",
     "lk.cross_entropy(torch) autograd",
     "F.cross_entropy + autograd",
     "jax/optax jit value_and_grad",
@@ -103,6 +105,10 @@ def _ce_call(impl: str, inputs: dict):
 
     x_np, t_np = inputs["x"], inputs["t"]
     state: dict = {}
+    if impl.endswith("no cache"):  # every call's gradient in freshly faulted-in pages
+        from losskit.fused import set_buffer_cache
+
+        set_buffer_cache(0)
     if impl.startswith(("losskit numpy", "losskit numba")):
         from losskit.fused import fused_cross_entropy
 
@@ -136,7 +142,7 @@ def _ce_call(impl: str, inputs: dict):
     torch.set_num_threads(THREADS)
     x = torch.from_numpy(x_np).requires_grad_()
     t = torch.from_numpy(t_np)
-    if impl == "losskit torch Function":
+    if impl.startswith("losskit torch Function"):
         import losskit.torch as lt
 
         loss_fn = lt.cross_entropy
@@ -184,7 +190,7 @@ def _linear_call(impl: str, inputs: dict):
     x = torch.from_numpy(x_np).requires_grad_()
     w = torch.from_numpy(w_np).requires_grad_()
     t = torch.from_numpy(t_np)
-    if impl == "losskit torch Function":
+    if impl.startswith("losskit torch Function"):
         import losskit.torch as lt
 
         def loss_fn():
@@ -251,8 +257,9 @@ def _release(state: dict) -> None:
 
 
 def worker(spec: dict) -> dict:
-    """One implementation of one case, in this fresh process: a warm-up call; VmRSS, reset of
-    the peak, one call, VmHWM (the peak extra memory); the remaining warm-up calls; then
+    """One implementation of one case, in this fresh process: a warm-up call; an emptied
+    gradient-buffer cache, VmRSS, reset of the peak, one call, VmHWM (the peak extra memory);
+    the remaining warm-up calls (which refill the cache, as a training loop does); then
     ``repeats`` timed calls, outputs released between calls outside the timed region."""
     _limit_threads()
     if spec["kind"] == "bandwidth":
@@ -260,6 +267,9 @@ def worker(spec: dict) -> dict:
     ((call, state),) = _build(spec["kind"], [spec["impl"]], spec["size"]).values()
     call()  # warm-up: compilation, first-touch of persistent buffers
     _release(state)  # the measured call's outputs count as extra memory
+    from losskit.fused import clear_buffer_cache
+
+    clear_buffer_cache()  # a cached gradient would hide the call's working set from the peak
     rss = _status("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
