@@ -35,8 +35,9 @@ __all__ = ["linear_cross_entropy"]
 _CHUNK_BYTES = 64 << 20
 # ... but at least this many rows, so each matrix product stays efficient
 _MIN_AUTO_CHUNK = 256
-# rows of the weight gradient accumulated per matrix product after the first chunk
-_VOCAB_BLOCK = 2048
+# after the first chunk the weight gradient is accumulated through a temporary of about this
+# many bytes (a block of its rows): small next to the outputs, large enough for efficient BLAS
+_ACCUMULATE_BYTES = 4 << 20
 
 
 def auto_chunk_size(n_rows: int, num_classes: int, itemsize: int = 4) -> int:
@@ -292,7 +293,8 @@ def numpy_core(x2, w, b, safe_t, valid, row_scale, eps, z, cap, chunk, need, out
     gx = (out[0] if out[0] is not None else np.empty((n, d), dtype=dtype)) if need[0] else None
     gw = (out[1] if out[1] is not None else np.empty((v, d), dtype=dtype)) if need[1] else None
     gb = (out[2] if out[2] is not None else np.empty(v, dtype=dtype)) if need[2] else None
-    tmp = np.empty((min(_VOCAB_BLOCK, v), d), dtype=dtype) if need[1] and n > chunk else None
+    vocab_block = max(1, min(v, _ACCUMULATE_BYTES // (d * dtype.itemsize)))
+    tmp = np.empty((vocab_block, d), dtype=dtype) if need[1] and n > chunk else None
     row_loss = np.empty(n, dtype=dtype)
     wt = w.T
     for lo in range(0, n, chunk):
@@ -334,8 +336,8 @@ def numpy_core(x2, w, b, safe_t, valid, row_scale, eps, z, cap, chunk, need, out
             if lo == 0:
                 np.matmul(lb.T, xc, out=gw)
             else:  # accumulate block by block so the temporary stays small
-                for v0 in range(0, v, _VOCAB_BLOCK):
-                    v1 = min(v, v0 + _VOCAB_BLOCK)
+                for v0 in range(0, v, vocab_block):
+                    v1 = min(v, v0 + vocab_block)
                     tb = tmp[: v1 - v0]
                     np.matmul(lb[:, v0:v1].T, xc, out=tb)
                     np.add(gw[v0:v1], tb, out=gw[v0:v1])
