@@ -29,7 +29,8 @@ __all__ = ["empty", "set_buffer_cache", "get_buffer_cache", "clear_buffer_cache"
 
 _MIN_BYTES = 32 << 20
 
-_lock = threading.Lock()
+# re-entrant: a collected lease's finalizer may run in a thread that already holds the lock
+_lock = threading.RLock()
 _max_bytes = 4 << 30
 _spare: list[np.ndarray] = []  # released raw buffers, oldest first
 _spare_bytes = 0
