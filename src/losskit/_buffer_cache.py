@@ -89,7 +89,7 @@ def empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     if raw is None:
         raw = np.empty(nbytes, np.uint8)
     lease = _Lease(raw, shape, dtype)
-    weakref.finalize(lease, _give_back, raw)
+    weakref.finalize(lease, _give_back, raw).atexit = False  # nothing to give back at exit
     return np.asarray(lease)
 
 
