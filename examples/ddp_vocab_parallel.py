@@ -132,6 +132,9 @@ def main() -> None:
                 flush=True,
             )
             window.clear()
+    # every rank's last collective must finish before any rank tears the group down: without
+    # this, gloo can abort a rank that exits while its peer's work is still in flight
+    dist.barrier()
     dist.destroy_process_group()
 
 
