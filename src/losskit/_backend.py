@@ -114,7 +114,8 @@ def lift(xp: Namespace, x: Array | None, dtype: object) -> Array | None:
 
 
 def cast(xp: Namespace, x: Array, dtype: object) -> Array:
-    """``x`` (floating or integer) as ``dtype``, without a copy when it already has it."""
+    """``x`` (floating or integer) as ``dtype``, without a copy when it already has it: an
+    input brought to the compute dtype, or a result cast back to the caller's dtype."""
     return x if x.dtype == dtype else xp.astype(x, dtype)
 
 
@@ -123,16 +124,11 @@ def to_python_float(x: Array) -> float:
     return float(x)
 
 
-def restore(xp: Namespace, x: Array, dtype: object) -> Array:
-    """Cast a result back to the caller's dtype after low-precision lifting."""
-    return x if x.dtype == dtype else xp.astype(x, dtype)
-
-
 def finish(
     xp: Namespace, dtype: object, value: Array, grads: dict[int, Array]
 ) -> tuple[Array, dict[int, Array]]:
     """Return ``(value, grads)`` in the caller's dtype (undoing float16/bfloat16 lifting)."""
-    return restore(xp, value, dtype), {k: restore(xp, g, dtype) for k, g in grads.items()}
+    return cast(xp, value, dtype), {k: cast(xp, g, dtype) for k, g in grads.items()}
 
 
 def stop_gradient(x: Array) -> Array:

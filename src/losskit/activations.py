@@ -9,7 +9,7 @@ better, raw logits with ``binary_cross_entropy_with_logits``), ``log_softmax`` w
 
 from __future__ import annotations
 
-from ._backend import Array, compute_dtype, lift, namespace, restore, stop_gradient
+from ._backend import Array, cast, compute_dtype, lift, namespace, stop_gradient
 from ._validation import check_axis, check_float_array, check_number
 
 __all__ = ["sigmoid", "log_sigmoid", "softplus", "softmax", "log_softmax", "logsumexp", "tanh"]
@@ -31,7 +31,7 @@ def sigmoid(x: Array) -> Array:
     xp, dtype, x = _prepare(x)
     e = xp.exp(-xp.abs(x))
     one = xp.ones_like(e)
-    return restore(xp, xp.where(x >= 0, one / (one + e), e / (one + e)), dtype)
+    return cast(xp, xp.where(x >= 0, one / (one + e), e / (one + e)), dtype)
 
 
 def softplus(x: Array) -> Array:
@@ -42,7 +42,7 @@ def softplus(x: Array) -> Array:
     ``jax.nn.softplus``.
     """
     xp, dtype, x = _prepare(x)
-    return restore(xp, _softplus(xp, x), dtype)
+    return cast(xp, _softplus(xp, x), dtype)
 
 
 def _softplus(xp, x: Array) -> Array:
@@ -56,13 +56,13 @@ def log_sigmoid(x: Array) -> Array:
     Equivalent: ``torch.nn.functional.logsigmoid``, ``jax.nn.log_sigmoid``.
     """
     xp, dtype, x = _prepare(x)
-    return restore(xp, -_softplus(xp, -x), dtype)
+    return cast(xp, -_softplus(xp, -x), dtype)
 
 
 def tanh(x: Array) -> Array:
     r"""Hyperbolic tangent, :math:`(e^{x} - e^{-x}) / (e^{x} + e^{-x})`, output in (-1, 1)."""
     xp, dtype, x = _prepare(x)
-    return restore(xp, xp.tanh(x), dtype)
+    return cast(xp, xp.tanh(x), dtype)
 
 
 def _scaled(xp, x: Array, temperature: float) -> Array:
@@ -112,7 +112,7 @@ def softmax(x: Array, axis: int = -1, temperature: float = 1.0) -> Array:
     """
     xp, dtype, x = _prepare(x)
     axis = check_axis(axis, x.ndim)
-    return restore(xp, _softmax(xp, _scaled(xp, x, temperature), axis), dtype)
+    return cast(xp, _softmax(xp, _scaled(xp, x, temperature), axis), dtype)
 
 
 def log_softmax(x: Array, axis: int = -1, temperature: float = 1.0) -> Array:
@@ -124,7 +124,7 @@ def log_softmax(x: Array, axis: int = -1, temperature: float = 1.0) -> Array:
     """
     xp, dtype, x = _prepare(x)
     axis = check_axis(axis, x.ndim)
-    return restore(xp, _log_softmax(xp, _scaled(xp, x, temperature), axis), dtype)
+    return cast(xp, _log_softmax(xp, _scaled(xp, x, temperature), axis), dtype)
 
 
 def logsumexp(x: Array, axis: int = -1, keepdims: bool = False) -> Array:
@@ -136,4 +136,4 @@ def logsumexp(x: Array, axis: int = -1, keepdims: bool = False) -> Array:
     """
     xp, dtype, x = _prepare(x)
     axis = check_axis(axis, x.ndim)
-    return restore(xp, _logsumexp(xp, x, axis, keepdims), dtype)
+    return cast(xp, _logsumexp(xp, x, axis, keepdims), dtype)

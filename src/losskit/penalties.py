@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ._backend import Array, cast, compute_dtype, namespace, restore
+from ._backend import Array, cast, compute_dtype, namespace
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._validation import check_broadcastable_to, check_float_array, check_number, check_reduction
@@ -107,8 +107,8 @@ def _penalty(params, scale, reduction, where, wrt, element, derivative):
         g = derivative(xp, x) * factor
         if m is not None:
             g = xp.where(m, g, xp.zeros_like(g))
-        grads[n] = restore(xp, g, params[n].dtype)
-    return restore(xp, total * factor, out_dtype), grads
+        grads[n] = cast(xp, g, params[n].dtype)
+    return cast(xp, total * factor, out_dtype), grads
 
 
 @catalogued(

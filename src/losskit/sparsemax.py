@@ -7,7 +7,7 @@ Multi-Label Classification, ICML 2016.
 
 from __future__ import annotations
 
-from ._backend import Array, cast, compute_dtype, finish, is_concrete, lift, namespace, restore
+from ._backend import Array, cast, compute_dtype, finish, is_concrete, lift, namespace
 from ._catalog import catalogued
 from ._gradients import loss_function
 from ._reduction import make_reducer
@@ -82,7 +82,7 @@ def sparsemax(x: Array, axis: int = -1) -> Array:
     axis = check_axis(axis, x.ndim)
     dtype = compute_dtype(xp, x.dtype)
     z = xp.moveaxis(lift(xp, x, dtype), axis, -1)
-    return restore(xp, xp.moveaxis(_sparsemax(xp, z), -1, axis), x.dtype)
+    return cast(xp, xp.moveaxis(_sparsemax(xp, z), -1, axis), x.dtype)
 
 
 @catalogued(
