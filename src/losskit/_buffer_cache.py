@@ -33,7 +33,6 @@ _MIN_BYTES = 32 << 20
 _lock = threading.RLock()
 _max_bytes = 4 << 30
 _spare: list[np.ndarray] = []  # released raw buffers, oldest first
-_spare_bytes = 0
 
 
 class _Lease:
@@ -55,25 +54,21 @@ class _Lease:
 
 def _evict_locked(limit: int) -> None:
     """Drop the oldest released buffers until at most ``limit`` bytes are cached."""
-    global _spare_bytes
-    while _spare and _spare_bytes > limit:
-        _spare_bytes -= _spare.pop(0).nbytes
+    while _spare and cached_bytes() > limit:
+        del _spare[0]
 
 
 def _give_back(raw: np.ndarray) -> None:
-    global _spare_bytes
     with _lock:
         if raw.nbytes > _max_bytes:
             return
         _evict_locked(_max_bytes - raw.nbytes)
         _spare.append(raw)
-        _spare_bytes += raw.nbytes
 
 
 def empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     """Like ``np.empty(shape, dtype)``, reusing a released buffer of the same size if one is
     cached.  The contents are arbitrary."""
-    global _spare_bytes
     dtype = np.dtype(dtype)
     shape = tuple(int(s) for s in shape)
     nbytes = math.prod(shape) * dtype.itemsize
@@ -84,7 +79,6 @@ def empty(shape: tuple[int, ...], dtype) -> np.ndarray:
         for i in range(len(_spare) - 1, -1, -1):  # the most recently released first
             if _spare[i].nbytes == nbytes:
                 raw = _spare.pop(i)
-                _spare_bytes -= nbytes
                 break
     if raw is None:
         raw = np.empty(nbytes, np.uint8)
@@ -114,7 +108,7 @@ def get_buffer_cache() -> int:
 
 def cached_bytes() -> int:
     """Bytes currently held by released buffers waiting for reuse."""
-    return _spare_bytes
+    return sum(raw.nbytes for raw in _spare)
 
 
 def clear_buffer_cache() -> None:
