@@ -86,9 +86,9 @@ def _limit_threads() -> None:
         threadpool_limits(THREADS)
     except ImportError:  # the environment variables already set the limits
         pass
-    from losskit import fused
+    from losskit import kernels
 
-    fused.set_num_threads(THREADS)
+    kernels.set_num_threads(THREADS)
 
 
 def _ce_inputs(n: int, v: int) -> dict:
@@ -106,11 +106,11 @@ def _ce_call(impl: str, inputs: dict):
     x_np, t_np = inputs["x"], inputs["t"]
     state: dict = {}
     if impl.endswith("no cache"):  # every call's gradient in freshly faulted-in pages
-        from losskit.fused import set_buffer_cache
+        from losskit.kernels import set_buffer_cache
 
         set_buffer_cache(0)
     if impl.startswith(("losskit numpy", "losskit numba")):
-        from losskit.fused import fused_cross_entropy
+        from losskit.kernels import fused_cross_entropy
 
         inplace = impl.endswith("inplace")
         kernel = impl.split()[1]
@@ -225,7 +225,7 @@ def _bandwidth(gib: float = 1.0) -> dict:
     """GB/s of a 2-thread copy between two touched buffers (read + write counted)."""
     import numpy as np
 
-    from losskit.fused import run_row_blocks
+    from losskit.kernels.threads import run_row_blocks
 
     rows = int(gib * (1 << 30) / 4 / 4096)
     src = np.ones((rows, 4096), dtype=np.float32)
@@ -267,7 +267,7 @@ def worker(spec: dict) -> dict:
     ((call, state),) = _build(spec["kind"], [spec["impl"]], spec["size"]).values()
     call()  # warm-up: compilation, first-touch of persistent buffers
     _release(state)  # the measured call's outputs count as extra memory
-    from losskit.fused import clear_buffer_cache
+    from losskit.kernels import clear_buffer_cache
 
     clear_buffer_cache()  # a cached gradient would hide the call's working set from the peak
     rss = _status("VmRSS")
@@ -368,10 +368,10 @@ def machine() -> str:
         blas = [f"{i['internal_api']} {i.get('architecture') or ''}".strip() for i in threadpool_info()]
     except ImportError:
         blas = []
-    from losskit import fused
+    from losskit import kernels
 
-    auto_numba = os.environ.get("LOSSKIT_FUSED_KERNEL") == "numba" and fused.numba_available()
-    installed = "installed" if fused.numba_available() else "not installed"
+    auto_numba = os.environ.get("LOSSKIT_FUSED_KERNEL") == "numba" and kernels.numba_available()
+    installed = "installed" if kernels.numba_available() else "not installed"
     kernel = f"{'numba' if auto_numba else 'numpy'} (numba {installed})"
     return (
         f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Python {platform.python_version()}; "
@@ -411,7 +411,7 @@ def main(argv=None) -> int:
     lin_rounds = args.rounds or 1
     timeout = 120 if args.quick else 3600
 
-    from losskit import fused
+    from losskit import kernels
 
     print(f"Machine: {machine()}", flush=True)
     bw = run_worker({"kind": "bandwidth", "gib": 0.05 if args.quick else 1.0}, timeout)
@@ -421,7 +421,7 @@ def main(argv=None) -> int:
     raw: list[dict] = []
 
     if args.only in (None, "ce"):
-        impls = [i for i in CE_IMPLS if "numba" not in i or fused.numba_available()]
+        impls = [i for i in CE_IMPLS if "numba" not in i or kernels.numba_available()]
         for n, v in ce_sizes:
             logits = n * v * 4
             floor = 2 * logits / (gbps * 1e9)

@@ -5,8 +5,8 @@ import gc
 import numpy as np
 import pytest
 
-from losskit import _buffer_cache as bc
-from losskit.fused import (
+from losskit.kernels import buffer_cache as bc
+from losskit.kernels import (
     cached_bytes,
     clear_buffer_cache,
     fused_cross_entropy,

@@ -7,8 +7,8 @@ import pathlib
 import re
 
 import losskit as lk
-from losskit._catalog import FAMILIES, INPUT_SPACES, markdown_table
-from losskit._gradients import has_gradient
+from losskit.core.catalog import FAMILIES, INPUT_SPACES, markdown_table
+from losskit.core.gradients import has_gradient
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 

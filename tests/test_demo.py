@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import losskit
-from losskit.data import ALPHABET, character_chain, waves
 from losskit.demo import run_demo, worked_examples
+from losskit.demo.data import ALPHABET, character_chain, waves
 
 SCRIPT = Path(sys.executable).with_name("losskit")
 

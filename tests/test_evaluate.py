@@ -23,9 +23,8 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 import losskit  # noqa: E402
-from losskit.evaluate import EvaluationError  # noqa: E402
+from losskit.evaluation import EvaluationError, readers  # noqa: E402
 
-evaluate_module = sys.modules["losskit.evaluate"]
 LOSSKIT = Path(sys.executable).with_name("losskit")
 
 
@@ -121,13 +120,13 @@ def test_parquet_against_npy_and_limit(files):
 
 def test_each_chunk_is_read_once_for_all_losses(files, monkeypatch):
     reads = []
-    original = evaluate_module._NpyFile.__getitem__
+    original = readers._NpyFile.__getitem__
 
     def counted(self, key):
         reads.append((Path(self.path).name, key[0].start))
         return original(self, key)
 
-    monkeypatch.setattr(evaluate_module._NpyFile, "__getitem__", counted)
+    monkeypatch.setattr(readers._NpyFile, "__getitem__", counted)
     d = files["dir"]
     losskit.evaluate(
         d / "pred.npy",

@@ -18,10 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import losskit as lk
-from losskit import fused
-from losskit.fused import fused_cross_entropy
+from losskit import kernels
+from losskit.kernels import cross_entropy as fused
+from losskit.kernels import fused_cross_entropy
 
-KERNELS = ["numpy"] + (["numba"] if fused.numba_available() else [])
+KERNELS = ["numpy"] + (["numba"] if kernels.numba_available() else [])
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -168,11 +169,11 @@ def test_out_buffer_is_reused(rng):
 @pytest.mark.skipif("numba" not in KERNELS, reason="numba is not installed")
 def test_auto_picks_numba_only_when_asked(rng, monkeypatch):
     monkeypatch.delenv("LOSSKIT_DISABLE_NUMBA")
-    from losskit import _numba_kernels
+    from losskit.kernels import cross_entropy_numba as _numba_kernels
 
     calls = []
-    real = _numba_kernels.numba_ce_rows
-    monkeypatch.setattr(_numba_kernels, "numba_ce_rows", lambda *a: calls.append(1) or real(*a))
+    real = _numba_kernels.numba_rows
+    monkeypatch.setattr(_numba_kernels, "numba_rows", lambda *a: calls.append(1) or real(*a))
     x, t = _data(rng)
     x = x.astype(np.float32)
     fused_cross_entropy(x, t)
@@ -204,15 +205,15 @@ def test_forward_only_and_threads_agree(rng):
     v0, none = fused_cross_entropy(x, t, reduction="none", z_loss=1e-4, grad=False)
     assert none is None
     np.testing.assert_array_equal(v0, v2)
-    fused.set_num_threads(1)
+    kernels.set_num_threads(1)
     try:
         v1, g1 = fused_cross_entropy(x, t, reduction="none", z_loss=1e-4)
     finally:
-        fused.set_num_threads(2)
+        kernels.set_num_threads(2)
     np.testing.assert_array_equal(v1, v2)
     np.testing.assert_array_equal(g1, g2)
     with pytest.raises(ValueError, match="positive int"):
-        fused.set_num_threads(0)
+        kernels.set_num_threads(0)
 
 
 def test_masked_vocabulary_and_float16(rng):
@@ -232,8 +233,8 @@ def test_masked_vocabulary_and_float16(rng):
 def test_value_and_grad_on_numpy_uses_the_fused_kernel(rng, monkeypatch):
     x, t = _data(rng)
     calls = []
-    real = fused._numpy_ce_rows
-    monkeypatch.setattr(fused, "_numpy_ce_rows", lambda *a: calls.append(1) or real(*a))
+    real = fused.numpy_rows
+    monkeypatch.setattr(fused, "numpy_rows", lambda *a: calls.append(1) or real(*a))
     v, g = lk.value_and_grad(lk.cross_entropy)(x, t, label_smoothing=0.1)
     assert calls
     ref_v, ref_g = _strict_reference(x, t, label_smoothing=0.1)

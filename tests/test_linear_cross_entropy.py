@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import losskit as lk
-from losskit.linear import auto_chunk_size
+from losskit.core.specs import auto_chunk_size
 
 
 @pytest.fixture(autouse=True)
@@ -155,7 +155,7 @@ def test_bad_arguments_name_themselves(rng):
         lk.linear_cross_entropy(x, w, t[:3])
     with pytest.raises(TypeError, match="target must hold integer class indices"):
         lk.linear_cross_entropy(x, w, t.astype(float))
-    with pytest.raises(ValueError, match="chunk_size must be 'auto' or a positive int"):
+    with pytest.raises(ValueError, match="chunk_size must be a positive int or 'auto'"):
         lk.linear_cross_entropy(x, w, t, chunk_size=0)
     with pytest.raises(ValueError, match="softcap must be in"):
         lk.linear_cross_entropy(x, w, t, softcap=0.0)

@@ -247,7 +247,7 @@ def test_explicit_columns(tmp_path):
 
 
 def test_column_matching_prefers_known_names():
-    from losskit.diagnostics._columns import pick_loss_columns
+    from losskit.diagnostics.columns import pick_loss_columns
 
     assert pick_loss_columns(["epoch", "loss", "val_loss", "loss_scale"]) == ("loss", "val_loss")
     assert pick_loss_columns(["train_loss_epoch", "train_loss_step", "val_loss"]) == (

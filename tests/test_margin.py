@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import losskit as lk
+from losskit.losses import margin
 from test_regression_more import assert_where_matches_subset
 
 # -- label conventions ----------------------------------------------------------------------------
@@ -270,7 +271,7 @@ def test_multi_margin_float32_and_float16_keep_their_dtype(rng):
 
 
 def test_catalog_entries():
-    for name in lk.margin.__all__:
+    for name in margin.__all__:
         info = lk.lookup(name)
         assert info.family == "classification" and info.input_space in ("scores", "logits")
     assert lk.lookup("multilabel_margin").torch == "F.multilabel_margin_loss"

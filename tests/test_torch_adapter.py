@@ -12,8 +12,8 @@ import losskit as lk
 import losskit.torch as lt
 from backends import BY_NAME
 from cases import ALL_CASES
-from losskit._catalog import _CATALOG, catalogued
-from losskit._gradients import loss_function
+from losskit.core.catalog import _CATALOG, catalogued
+from losskit.core.gradients import loss_function
 
 
 @pytest.fixture(autouse=True)

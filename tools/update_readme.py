@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 
-from losskit._catalog import markdown_table
+from losskit.core.catalog import markdown_table
 
 BEGIN, END = "<!-- catalog:begin -->", "<!-- catalog:end -->"
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"

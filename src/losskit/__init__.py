@@ -3,35 +3,26 @@
 Every loss takes arrays of NumPy, PyTorch, JAX, Dask or any Python-array-API library and
 returns the caller's array type; every loss has an analytic gradient through
 :func:`value_and_grad`.  :func:`catalog` lists them all.
+
+The package is layered, and imports run one way (``tests/test_layering.py`` checks it):
+
+- :mod:`losskit.core` — the backend seam, validation, reduction, gradients, catalog, shared
+  numerics, the cross-entropy specifications and the fast-path registry;
+- :mod:`losskit.losses` — the losses and output layers, one module per family, over the array
+  API;
+- :mod:`losskit.kernels` (NumPy/numba), :mod:`losskit.torch`, :mod:`losskit.jax` — fast paths,
+  reached through :mod:`losskit.core.dispatch` (the table is :mod:`losskit.fast_paths`), and
+  :mod:`losskit.evaluation` (Dask);
+- :mod:`losskit.diagnostics`, :mod:`losskit.plotting`, :mod:`losskit.cli`, :mod:`losskit.demo`.
 """
 
 from __future__ import annotations
 
-import sys as _sys
-
 __version__ = "0.1.0"
 
-# Each family module declares its public names in __all__; they are all re-exported here.
-from . import (
-    activations,
-    classification,
-    classification_variants,
-    contrastive,
-    divergence,
-    linear,
-    margin,
-    penalties,
-    ranking,
-    regression,
-    segmentation,
-    sequence,
-)
-from ._catalog import LossInfo, catalog, lookup
-from ._gradients import grad, value_and_grad
-from .activations import *  # noqa: F403
-from .classification import *  # noqa: F403
-from .classification_variants import *  # noqa: F403
-from .contrastive import *  # noqa: F403
+from . import fast_paths  # noqa: F401  (registers the fast paths; imports no framework)
+from .core.catalog import LossInfo, catalog, lookup
+from .core.gradients import grad, value_and_grad
 from .diagnostics import (
     baseline_loss,
     bits_per_byte,
@@ -46,39 +37,140 @@ from .diagnostics import (
     to_bits,
     to_nats,
 )
-from .divergence import *  # noqa: F403
-from .evaluate import EvaluationError, evaluate  # imports Dask on first call, not here
-from .linear import *  # noqa: F403
-from .margin import *  # noqa: F403
-from .penalties import *  # noqa: F403
-from .ranking import *  # noqa: F403
-from .regression import *  # noqa: F403
-from .segmentation import *  # noqa: F403
-from .sequence import *  # noqa: F403
-from .sparsemax import *  # noqa: F403
-
-_FAMILY_MODULES = (
-    activations,
-    regression,
-    classification,
-    classification_variants,
-    linear,
-    margin,
-    _sys.modules[__name__ + ".sparsemax"],  # the module: its function sparsemax took the name
-    divergence,
-    contrastive,
-    ranking,
-    segmentation,
-    sequence,
-    penalties,
+from .evaluation import EvaluationError, evaluate  # imports Dask on first call, not here
+from .losses.activations import log_sigmoid, log_softmax, logsumexp, sigmoid, softmax, softplus, tanh
+from .losses.classification import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    brier,
+    cross_entropy,
+    generalized_cross_entropy,
+    nll,
+    smooth_labels,
 )
+from .losses.contrastive import (
+    circle,
+    cosine_distance,
+    cosine_embedding,
+    info_nce,
+    ntxent,
+    supcon,
+    triplet_margin,
+    triplet_margin_with_distance,
+)
+from .losses.divergence import distillation_kl, generalized_kl, js_div, kl_div
+from .losses.focal import poly1_cross_entropy, sigmoid_focal, softmax_focal
+from .losses.linear_cross_entropy import linear_cross_entropy
+from .losses.margin import (
+    hinge,
+    hinge_embedding,
+    multi_margin,
+    multiclass_hinge,
+    multiclass_perceptron,
+    multilabel_margin,
+    multilabel_soft_margin,
+    perceptron,
+    soft_margin,
+    squared_hinge,
+)
+from .losses.penalties import l1_penalty, l2_penalty
+from .losses.ranking import margin_ranking, ranking_softmax
+from .losses.regression import (
+    gaussian_nll,
+    huber,
+    l1,
+    log_cosh,
+    mae,
+    mape,
+    mse,
+    msle,
+    poisson_nll,
+    quantile,
+    smooth_l1,
+    tweedie,
+)
+from .losses.segmentation import dice, tversky
+from .losses.sequence import ctc
+from .losses.sparsemax import sparsemax, sparsemax_loss
 
-__all__ = ["LossInfo", "catalog", "lookup", "grad", "value_and_grad", "evaluate", "EvaluationError"] + [
-    name for module in _FAMILY_MODULES for name in module.__all__
-]
-
-# diagnostics (NumPy only: plots, log readers and progress bars import their libraries lazily)
-__all__ += [
+__all__ = [
+    # the catalog and gradients
+    "LossInfo",
+    "catalog",
+    "lookup",
+    "grad",
+    "value_and_grad",
+    # output layers
+    "sigmoid",
+    "log_sigmoid",
+    "softplus",
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "tanh",
+    "sparsemax",
+    # regression
+    "mse",
+    "mae",
+    "l1",
+    "huber",
+    "smooth_l1",
+    "poisson_nll",
+    "gaussian_nll",
+    "log_cosh",
+    "quantile",
+    "mape",
+    "msle",
+    "tweedie",
+    # classification
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "nll",
+    "generalized_cross_entropy",
+    "brier",
+    "smooth_labels",
+    "sigmoid_focal",
+    "softmax_focal",
+    "poly1_cross_entropy",
+    "linear_cross_entropy",
+    "hinge",
+    "squared_hinge",
+    "perceptron",
+    "multiclass_hinge",
+    "multiclass_perceptron",
+    "hinge_embedding",
+    "soft_margin",
+    "multi_margin",
+    "multilabel_margin",
+    "multilabel_soft_margin",
+    "sparsemax_loss",
+    # divergences
+    "kl_div",
+    "js_div",
+    "generalized_kl",
+    "distillation_kl",
+    # contrastive and ranking
+    "triplet_margin",
+    "triplet_margin_with_distance",
+    "cosine_embedding",
+    "cosine_distance",
+    "info_nce",
+    "ntxent",
+    "supcon",
+    "circle",
+    "margin_ranking",
+    "ranking_softmax",
+    # segmentation, sequence, penalties
+    "dice",
+    "tversky",
+    "ctc",
+    "l1_penalty",
+    "l2_penalty",
+    # out-of-core evaluation
+    "evaluate",
+    "EvaluationError",
+    # diagnostics (NumPy only: plots, log readers and progress bars import their libraries lazily)
     "baseline_loss",
     "bits_per_byte",
     "bits_per_character",

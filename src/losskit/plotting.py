@@ -149,7 +149,7 @@ def plot_history(
 
 def _curves(name: str, function: Any, kind: str, span: tuple[float, float], targets: tuple[Any, ...]):
     """Yield (label, x, loss, gradient) for each target, computed by losskit itself."""
-    from ._gradients import value_and_grad
+    from .core.gradients import value_and_grad
 
     vg = value_and_grad(function)
     x = np.linspace(span[0], span[1], 301)
@@ -193,7 +193,7 @@ def plot_loss(loss: Any, *, path: str | os.PathLike[str]) -> Path:
     :data:`losskit.diagnostics.explain.DESCRIPTIONS` and for any elementwise loss of values,
     probabilities, logits or scores; raises ``ValueError`` for other losses.
     """
-    from ._catalog import lookup
+    from .core.catalog import lookup
     from .diagnostics.explain import explain
 
     info = explain(loss)

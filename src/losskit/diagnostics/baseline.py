@@ -88,7 +88,7 @@ class Baseline:
 def resolve_loss_name(loss: str | Callable[..., Any]) -> str:
     """The catalog name of ``loss`` (a name, a common alias such as ``"bce"`` or ``"l2"``, or a
     losskit loss function).  Raises ``ValueError`` for unknown names."""
-    from .._catalog import catalog
+    from ..core.catalog import catalog
 
     names = {info.name for info in catalog()}
     if callable(loss) and not isinstance(loss, str):
@@ -252,7 +252,7 @@ def _regression_baseline(name, fn, targets, options) -> Baseline:
         return Baseline(name, float(np.abs(y - med).mean()), "the median of the targets", False)
     # any other convex pointwise loss: bisect on the analytic gradient of the mean loss with
     # respect to the constant, column by column
-    from .._gradients import value_and_grad
+    from ..core.gradients import value_and_grad
 
     vg = value_and_grad(fn)
     total = 0.0
@@ -292,7 +292,7 @@ def baseline_report(
         return _binary_baseline(name, targets, priors)
     if name == "kl_div":
         return _kl_baseline(name, num_classes, targets, axis)
-    from .._catalog import lookup
+    from ..core.catalog import lookup
 
     info = lookup(name)
     if info.family == "regression" and info.input_space == "values":

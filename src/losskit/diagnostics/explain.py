@@ -187,7 +187,7 @@ def explain(loss: str | Callable[..., Any]) -> Explanation:
       :data:`DESCRIPTIONS`, the derivative and properties are ``None`` and the docstring's first
       paragraph is the summary.
     """
-    from .._catalog import lookup
+    from ..core.catalog import lookup
 
     name = resolve_loss_name(loss)
     info = lookup(name)

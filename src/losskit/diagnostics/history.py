@@ -242,7 +242,7 @@ def as_history(history: Any) -> History:
 
 
 def _history_from_mapping(columns: Mapping[str, Any]) -> History:
-    from ._columns import pick_loss_columns
+    from .columns import pick_loss_columns
 
     names = [str(k) for k in columns]
     if "train" in names:  # {"train": [...], "val": [...]}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._columns import pick_loss_columns
+from .columns import pick_loss_columns
 from .history import History, Series
 
 __all__ = ["FORMATS", "LogError", "detect_format", "read_log"]

@@ -226,7 +226,7 @@ def recommend(task: str) -> Recommendation:
     if key not in _TABLE:
         raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
     output, loss, why, baseline, mistakes, alternatives, family = _TABLE[key]
-    from .._catalog import catalog
+    from ..core.catalog import catalog
 
     also = tuple(info.name for info in catalog() if info.family == family) if family else ()
     return Recommendation(key, output, loss, why, baseline, mistakes, alternatives, also)

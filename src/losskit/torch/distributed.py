@@ -33,15 +33,9 @@ import math
 import torch
 import torch.distributed as dist
 
-from .._backend import namespace
-from .._validation import (
-    check_float_array,
-    check_integer_array,
-    check_nonempty,
-    check_number,
-    check_reduction,
-)
-from ..linear import auto_chunk_size
+from ..core.backend import compute_dtype, namespace
+from ..core.specs import CrossEntropyOptions, LinearCrossEntropyOptions, LinearCrossEntropySpec
+from ..core.validation import check_float_array, check_integer_array, check_nonempty, check_number
 
 __all__ = [
     "vocab_parallel_cross_entropy",
@@ -77,10 +71,11 @@ def _reduce_scatter_into(out: torch.Tensor, x: torch.Tensor, group) -> None:
 
 
 def _compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The promoted dtype of the arguments, float16/bfloat16 computed in float32."""
     dtype = dtypes[0]
     for d in dtypes[1:]:
         dtype = torch.promote_types(dtype, d)
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    return compute_dtype(torch, dtype)
 
 
 # -- shared math of the vocabulary-parallel cross-entropies ----------------------------------
@@ -217,14 +212,6 @@ def _logit_gradient_(probs_buffer, coef, p_scale, local_target, in_shard, eps, n
     return g
 
 
-def _check_common(reduction, ignore_index, label_smoothing, z_loss):
-    check_reduction(reduction)
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int; got {type(ignore_index).__name__}")
-    eps = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
-    return eps, check_number(z_loss, "z_loss", low=0.0)
-
-
 # -- vocab_parallel_cross_entropy --------------------------------------------------------------
 
 
@@ -336,7 +323,10 @@ def vocab_parallel_cross_entropy(
             f"target must have local_logits' shape without the last (class) axis: expected "
             f"{tuple(local_logits.shape[:-1])}, got {tuple(target.shape)}"
         )
-    eps, z_coef = _check_common(reduction, ignore_index, label_smoothing, z_loss)
+    options = CrossEntropyOptions(
+        ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss, reduction=reduction
+    )
+    eps, z_coef = options.label_smoothing, options.z_loss
     return _VocabParallelCrossEntropy.apply(local_logits, target, group, ignore_index, eps, z_coef, reduction)
 
 
@@ -521,40 +511,20 @@ def vocab_parallel_linear_cross_entropy(
     (``torch.nn.functional.linear_cross_entropy`` in PyTorch).
     """
     xp = namespace(input=input, local_weight=local_weight, target=target, local_bias=local_bias)
-    check_float_array(xp, input, "input")
-    check_float_array(xp, local_weight, "local_weight")
-    check_integer_array(xp, target, "target")
-    if input.ndim == 0:
-        raise ValueError("input must have a feature axis; got a 0-d tensor")
-    check_nonempty(input, "input")
-    if local_weight.ndim != 2 or local_weight.shape[1] != input.shape[-1] or local_weight.shape[0] == 0:
-        raise ValueError(
-            f"local_weight must have shape (V_local, {input.shape[-1]}) with V_local >= 1 to match "
-            f"input's last axis; got {tuple(local_weight.shape)}"
-        )
-    if local_bias is not None:
-        check_float_array(xp, local_bias, "local_bias")
-        if tuple(local_bias.shape) != (local_weight.shape[0],):
-            raise ValueError(
-                f"local_bias must have shape ({local_weight.shape[0]},), one value per local "
-                f"class; got {tuple(local_bias.shape)}"
-            )
-    if tuple(target.shape) != tuple(input.shape[:-1]):
-        raise ValueError(
-            f"target must have input's shape without the last (feature) axis: expected "
-            f"{tuple(input.shape[:-1])}, got {tuple(target.shape)}"
-        )
-    eps, z_coef = _check_common(reduction, ignore_index, label_smoothing, z_loss)
-    cap = None if softcap is None else check_number(softcap, "softcap", low=0.0, low_inclusive=False)
-    n = math.prod(input.shape[:-1])
-    if chunk_size == "auto":
-        rows = auto_chunk_size(n, local_weight.shape[0], 4)
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
-        raise TypeError(f"chunk_size must be a positive int or 'auto'; got {chunk_size!r}")
-    elif chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int or 'auto'; got {chunk_size}")
-    else:
-        rows = min(chunk_size, n)
+    options = LinearCrossEntropyOptions(
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+        reduction=reduction,
+        chunk_size=chunk_size,
+    )
+    # the class indices are checked after the first all-reduce, against the whole vocabulary
+    spec = LinearCrossEntropySpec.of(
+        xp, options, input, local_weight, target, local_bias,
+        weight_name="local_weight", bias_name="local_bias", vocabulary_shard=True,
+    )  # fmt: skip
+    eps, z_coef, cap, rows = spec.label_smoothing, spec.z_loss, spec.softcap, spec.chunk
     return _VocabParallelLinearCrossEntropy.apply(
         input, local_weight, local_bias, target, group, ignore_index, eps, z_coef, cap, reduction, rows
     )

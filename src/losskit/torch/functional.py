@@ -6,9 +6,15 @@ scalar for ``"mean"``/``"sum"``, one factor per token for ``"none"``).  PyTorch'
 ``F.cross_entropy`` keeps the log-probabilities and builds two more N x V buffers in the
 backward; these keep one (cross-entropy) or none (linear cross-entropy).
 
-On CPU float32/float64 tensors the work is done by :mod:`losskit.fused`'s row-blocked kernel
-and :mod:`losskit.linear`'s chunk loop on the tensors' own memory (NumPy views, no copies);
-other devices and dtypes use the same algorithm in portable array-API operations.
+On CPU float32/float64 tensors the work is done by the row-blocked kernel of
+:mod:`losskit.kernels.cross_entropy` and the chunk loop of
+:mod:`losskit.kernels.linear_cross_entropy` on the tensors' own memory (NumPy views, no copies);
+other devices and dtypes use the same algorithm in portable array-API operations
+(:mod:`losskit.losses`).
+
+``cross_entropy_fast_path`` and ``linear_cross_entropy_fast_path`` are the ``"torch"`` fast
+paths of :func:`losskit.cross_entropy` and :func:`losskit.linear_cross_entropy`: a tensor that
+autograd will differentiate takes the Function.
 
 The gradient buffer is handed to autograd in the backward and not kept, so a second backward
 through the same graph (``retain_graph=True``) raises a clear error instead of silently
@@ -17,11 +23,36 @@ returning a consumed buffer.
 
 from __future__ import annotations
 
+from typing import Any
+
+import array_api_compat
 import torch
 
-from .._validation import check_reduction
+from ..core.backend import namespace
+from ..core.specs import (
+    CrossEntropyOptions,
+    CrossEntropySpec,
+    LinearCrossEntropyOptions,
+    LinearCrossEntropySpec,
+    options_from,
+    with_options,
+)
+from ..kernels.cross_entropy import cross_entropy_rows
+from ..kernels.linear_cross_entropy import numpy_chunk_sweep
+from ..losses.classification import portable_cross_entropy
+from ..losses.linear_cross_entropy import chunk_sweep
 
-__all__ = ["cross_entropy", "linear_cross_entropy", "CrossEntropyFunction", "LinearCrossEntropyFunction"]
+__all__ = [
+    "cross_entropy",
+    "linear_cross_entropy",
+    "CrossEntropyFunction",
+    "LinearCrossEntropyFunction",
+    "cross_entropy_fast_path",
+    "linear_cross_entropy_fast_path",
+]
+
+# the array-API namespace of torch tensors (array_api_compat's wrapper)
+_XP = array_api_compat.array_namespace(torch.empty(0))
 
 _CONSUMED = (
     "the gradient saved by losskit's fused {name} was already used by an earlier backward; "
@@ -56,13 +87,9 @@ class CrossEntropyFunction(torch.autograd.Function):
     """``losskit.cross_entropy`` with the gradient computed in the forward (see the module)."""
 
     @staticmethod
-    def forward(ctx, input, target, weight, where, normalizer, options):
-        from ..fused import fused_cross_entropy
-
+    def forward(ctx, input, target, weight, where, normalizer, spec: CrossEntropySpec, inplace: bool):
         need = ctx.needs_input_grad[0]
-        reduction = options["reduction"]
-        ctx.reduction = reduction
-        inplace = options.pop("inplace") and need
+        inplace = inplace and need
         norm = normalizer
         if isinstance(normalizer, torch.Tensor):
             norm = _as_numpy(normalizer) if _numpy_ok(input) else normalizer
@@ -70,16 +97,10 @@ class CrossEntropyFunction(torch.autograd.Function):
             x = input.detach()
             if inplace and not x.is_contiguous():
                 raise ValueError("inplace=True needs a contiguous input tensor")
-            value, g = fused_cross_entropy(
-                x.numpy(),
-                target.numpy(),
-                _as_numpy(weight),
-                where=_as_numpy(where),
-                normalizer=norm,
-                grad=need,
-                inplace=inplace,
-                **options,
-            )
+            value, g = cross_entropy_rows(
+                spec, x.numpy(), target.numpy(), _as_numpy(weight), _as_numpy(where), norm,
+                grad=need, inplace=inplace,
+            )  # fmt: skip
             value = torch.as_tensor(value)
             if need:
                 if inplace:
@@ -89,66 +110,61 @@ class CrossEntropyFunction(torch.autograd.Function):
                 else:
                     g = torch.from_numpy(g)
         else:  # any device or dtype: the array-API implementation, value and gradient at once
-            import losskit
-
-            fn = losskit.value_and_grad(losskit.cross_entropy) if need else losskit.cross_entropy
-            out = fn(input.detach(), target, weight, where=where, normalizer=normalizer, **options)
-            value, g = out if need else (out, None)
+            wrt = frozenset({0}) if need else frozenset()
+            arrays = (input.detach(), target, weight, where, normalizer)
+            value, grads = portable_cross_entropy(_XP, spec, *arrays, wrt)
+            g = grads.get(0)
             if need and inplace:
                 input.detach().copy_(g)
                 g = input
-        ctx.axis = options["axis"] % input.ndim
+        ctx.spec = spec
         ctx.grad_input = g
         ctx.inplace = inplace
         if need and not inplace:
             # kept for a second backward (retain_graph) or a differentiable one (create_graph)
             ctx.save_for_backward(input)
-            ctx.recompute = (target, weight, where, normalizer, dict(options, reduction=reduction))
+            ctx.recompute = (target, weight, where, normalizer)
         return value
 
     @staticmethod
     def backward(ctx, grad_output):
+        spec = ctx.spec
         g = ctx.grad_input
+        unused = (None,) * 6
         if torch.is_grad_enabled() or g is None:
             if ctx.inplace:
                 raise RuntimeError(_CONSUMED.format(name="cross_entropy"))
             # create_graph=True, or the saved gradient was already handed over: recompute it
             # from the logits with differentiable torch operations, so higher orders work
-            import losskit
-
             (x,) = ctx.saved_tensors
-            target, weight, where, normalizer, options = ctx.recompute
-            _, g = losskit.value_and_grad(losskit.cross_entropy)(
-                x, target, weight, where=where, normalizer=normalizer, **options
-            )
-            scale = grad_output.unsqueeze(ctx.axis) if ctx.reduction == "none" else grad_output
-            return g * scale.to(g.dtype), None, None, None, None, None
+            _, grads = portable_cross_entropy(_XP, spec, x, *ctx.recompute, frozenset({0}))
+            g = grads[0]
+            scale = grad_output.unsqueeze(spec.axis) if spec.reduction == "none" else grad_output
+            return (g * scale.to(g.dtype),) + unused
         ctx.grad_input = None  # hand the buffer over: autograd can then keep it without a copy
-        return _scale_(g, grad_output, ctx.reduction, ctx.axis), None, None, None, None, None
+        return (_scale_(g, grad_output, spec.reduction, spec.axis),) + unused
 
 
+@with_options(CrossEntropyOptions)
 def cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
-    ignore_index: int = -100,
-    label_smoothing: float = 0.0,
-    axis: int = -1,
-    temperature: float = 1.0,
     *,
-    reduction: str = "mean",
     where: torch.Tensor | None = None,
-    z_loss: float = 0.0,
     normalizer: float | torch.Tensor | None = None,
     inplace: bool = False,
+    **options: Any,
 ) -> torch.Tensor:
     r"""Fused cross-entropy for PyTorch: :func:`losskit.cross_entropy`'s value, differentiable
     through a ``torch.autograd.Function`` whose gradient is computed in the forward.
 
-    Same formula, options and defaults as :func:`losskit.cross_entropy` (class axis ``axis``,
-    default -1; PyTorch's ``(N, C, d1, ...)`` layout is ``axis=1``).  The backward multiplies
-    the saved gradient by the incoming one; with ``reduction="none"`` every token's gradient
-    is scaled by its own upstream factor, so ``loss.mul(w).sum().backward()`` is exact.
+    Same formula, options and defaults as :func:`losskit.cross_entropy` (keyword options
+    ``ignore_index``, ``label_smoothing``, ``axis``, ``temperature``, ``reduction``,
+    ``z_loss``; class axis ``axis``, default -1; PyTorch's ``(N, C, d1, ...)`` layout is
+    ``axis=1``).  The backward multiplies the saved gradient by the incoming one; with
+    ``reduction="none"`` every token's gradient is scaled by its own upstream factor, so
+    ``loss.mul(w).sum().backward()`` is exact.
 
     Memory: the forward keeps one gradient buffer of ``input``'s size (PyTorch keeps the
     log-probabilities and allocates two more in the backward).  ``inplace=True`` writes the
@@ -161,26 +177,35 @@ def cross_entropy(
     Equivalent: ``torch.nn.functional.cross_entropy(input, target, ...)`` with ``dim`` moved to
     ``axis``; Liger's and Apple's fused cross-entropy kernels.
     """
-    if not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor):
-        raise TypeError(
-            f"input and target must be torch tensors; got {type(input).__name__} and {type(target).__name__}"
-        )
+    for name, t in (("input", input), ("target", target)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch tensor; got {type(t).__name__}")
     if not isinstance(inplace, bool):
         raise TypeError(f"inplace must be a bool; got {type(inplace).__name__}")
-    check_reduction(reduction)
-    ndim = max(input.ndim, 1)
-    if isinstance(axis, bool) or not isinstance(axis, int) or not -ndim <= axis < ndim:
-        raise ValueError(f"axis={axis!r} is out of range for an input with {input.ndim} dimensions")
-    options = dict(
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        axis=axis,
-        temperature=temperature,
-        reduction=reduction,
-        z_loss=z_loss,
-        inplace=inplace,
-    )
-    return CrossEntropyFunction.apply(input, target, weight, where, normalizer, options)
+    xp = namespace(input=input, target=target, weight=weight, where=where)
+    chosen = options_from(CrossEntropyOptions, options, "losskit.torch.cross_entropy")
+    spec = CrossEntropySpec.of(xp, chosen, input, target, weight, where, normalizer)
+    return CrossEntropyFunction.apply(input, target, weight, where, normalizer, spec, inplace)
+
+
+def _autograd_wants(*differentiable: torch.Tensor | None, constant: tuple = ()) -> bool:
+    """Autograd will differentiate one of ``differentiable`` and nothing in ``constant`` (the
+    Functions give no gradient to targets, class weights, masks or normalizers)."""
+    if not torch.is_grad_enabled():
+        return False
+    if any(isinstance(a, torch.Tensor) and a.requires_grad for a in constant):
+        return False
+    return any(a is not None and a.requires_grad for a in differentiable)
+
+
+def cross_entropy_fast_path(spec, input, target, weight, where, normalizer, wrt):
+    """``losskit.cross_entropy`` on torch logits that autograd will differentiate: the fused
+    Function (same loss, gradient computed in the forward).  Declines everything else: no
+    autograd, losskit's own ``value_and_grad`` (``wrt``), or a gradient wanted for an argument
+    the Function treats as constant."""
+    if wrt or not _autograd_wants(input, constant=(target, weight, where, normalizer)):
+        return None
+    return CrossEntropyFunction.apply(input, target, weight, where, normalizer, spec, False), {}
 
 
 class LinearCrossEntropyFunction(torch.autograd.Function):
@@ -193,33 +218,12 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, input, weight, bias, target, options):
-        from ..linear import auto_chunk_size, check_linear_ce_args
-
-        xp = _torch_xp()
-        num_classes, eps, z, cap = check_linear_ce_args(
-            xp,
-            input,
-            weight,
-            target,
-            bias,
-            options["ignore_index"],
-            options["label_smoothing"],
-            options["z_loss"],
-            options["softcap"],
-            options["reduction"],
-            options["chunk_size"],
-        )
-        reduction = options["reduction"]
-        lead = tuple(input.shape[:-1])
-        d = input.shape[-1]
-        x2 = input.detach().reshape(-1, d)
-        n = x2.shape[0]
+    def forward(ctx, input, weight, bias, target, spec: LinearCrossEntropySpec):
+        reduction = spec.reduction
+        x2 = input.detach().reshape(-1, spec.hidden)
         t = target.reshape(-1)
-        valid = t != options["ignore_index"]
+        valid = t != spec.ignore_index
         safe_t = torch.where(valid, t, torch.zeros_like(t))
-        chunk = options["chunk_size"]
-        chunk = auto_chunk_size(n, num_classes, 4) if chunk == "auto" else min(chunk, n)
         dtype = torch.promote_types(input.dtype, weight.dtype)
         count = valid.sum().to(torch.float64)
         if reduction == "mean":
@@ -230,17 +234,16 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         need = (wants[0], wants[1], bias is not None and wants[2])
         grads_now = any(need) and reduction != "none"
         row_scale = torch.where(valid, factor, torch.zeros_like(factor))
-        params = (eps, z, cap, chunk)
         w = weight.detach()
         b = None if bias is None else bias.detach()
         fast = _numpy_ok(input, weight, bias, target) and dtype in (torch.float32, torch.float64)
         run = _numpy_sweep if fast else _xp_sweep
         row_loss, gx, gw, gb = run(
-            x2, w, b, safe_t, valid, row_scale, params, need if grads_now else (False,) * 3, dtype
+            x2, w, b, safe_t, valid, row_scale, spec, need if grads_now else (False,) * 3, dtype
         )
         per_token = torch.where(valid, row_loss, torch.zeros_like(row_loss))
         if reduction == "none":
-            value = per_token.reshape(lead)
+            value = per_token.reshape(spec.lead_shape)
         else:
             value = (per_token.sum(dtype=torch.float64) * factor).to(row_loss.dtype)
         ctx.reduction = reduction
@@ -249,7 +252,7 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
             ctx.grads = [gx, gw, gb]
         else:
             ctx.grads = None
-            ctx.sweep = (run, x2, w, b, safe_t, valid, params, need, dtype)
+            ctx.sweep = (run, x2, w, b, safe_t, valid, spec, need, dtype)
         return value.to(dtype)
 
     @staticmethod
@@ -265,91 +268,60 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
                 out.append(None if g is None else _scale_(g, grad_output, "mean", -1))
             gx, gw, gb = out
         else:
-            run, x2, w, b, safe_t, valid, params, need, dtype = ctx.sweep
+            run, x2, w, b, safe_t, valid, spec, need, dtype = ctx.sweep
             scale = torch.where(valid, grad_output.reshape(-1).to(dtype), torch.zeros((), dtype=dtype))
-            _, gx, gw, gb = run(x2, w, b, safe_t, valid, scale, params, need, dtype)
+            _, gx, gw, gb = run(x2, w, b, safe_t, valid, scale, spec, need, dtype)
         gx = None if gx is None else gx.reshape(shape).to(in_dtype)
         gw = None if gw is None else gw.to(w_dtype)
         gb = None if gb is None else gb.to(b_dtype)
         return gx, gw, gb, None, None
 
 
-def _torch_xp():
-    import array_api_compat
-
-    return array_api_compat.array_namespace(torch.empty(0))
-
-
-def _numpy_sweep(x2, w, b, safe_t, valid, row_scale, params, need, dtype):
-    """The NumPy chunk loop of :mod:`losskit.linear` on the tensors' memory."""
-    from ..linear import numpy_core
-
-    eps, z, cap, chunk = params
+def _numpy_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype):
+    """The NumPy chunk loop of :mod:`losskit.kernels.linear_cross_entropy` on the tensors'
+    memory."""
     x2 = x2.to(dtype).contiguous()
     w = w.to(dtype)
     b = None if b is None else b.to(dtype)
-    row_loss, gx, gw, gb = numpy_core(
+    row_loss, gx, gw, gb = numpy_chunk_sweep(
         x2.numpy(),
         w.numpy(),
         None if b is None else b.numpy(),
         safe_t.numpy(),
         valid.numpy(),
         row_scale.to(dtype).numpy(),
-        eps,
-        z,
-        cap,
-        chunk,
+        spec,
         need,
     )
     wrap = lambda a: None if a is None else torch.from_numpy(a)  # noqa: E731
     return wrap(row_loss), wrap(gx), wrap(gw), wrap(gb)
 
 
-def _xp_sweep(x2, w, b, safe_t, valid, row_scale, params, need, dtype):
+def _xp_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype):
     """The portable chunk loop (any device, any dtype; low precision computed in float32)."""
-    from ..linear import xp_core
-
-    eps, z, cap, chunk = params
     cdt = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-    xp = _torch_xp()
-    return xp_core(
-        xp,
-        x2.to(cdt),
-        w.to(cdt),
-        None if b is None else b.to(cdt),
-        safe_t,
-        valid,
-        row_scale.to(cdt),
-        eps,
-        z,
-        cap,
-        chunk,
-        need,
-    )
+    b = None if b is None else b.to(cdt)
+    return chunk_sweep(_XP, x2.to(cdt), w.to(cdt), b, safe_t, valid, row_scale.to(cdt), spec, need)
 
 
+@with_options(LinearCrossEntropyOptions)
 def linear_cross_entropy(
     input: torch.Tensor,
     weight: torch.Tensor,
     target: torch.Tensor,
     bias: torch.Tensor | None = None,
-    *,
-    ignore_index: int = -100,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
-    reduction: str = "mean",
-    chunk_size: int | str = "auto",
+    **options: Any,
 ) -> torch.Tensor:
     r"""Chunked linear + cross-entropy for PyTorch, differentiable in ``input``, ``weight``
     and ``bias``, never holding the N x V logits.
 
-    Same formula, options and defaults as :func:`losskit.linear_cross_entropy`:
-    ``cross_entropy(input @ weight.T + bias, target)`` with optional label smoothing, z-loss
-    and logit soft-capping; ``input`` is ``(..., D)``, ``weight`` ``(V, D)``, ``bias``
-    ``(V,)``, ``target`` integer ``input.shape[:-1]``.  ``"mean"`` over zero counted tokens
-    is 0 with zero gradients.  ``reduction="none"`` gives each token's gradient its own
-    upstream factor (computed by a second chunked sweep in the backward).
+    Same formula, options and defaults as :func:`losskit.linear_cross_entropy` (keyword
+    options ``ignore_index``, ``label_smoothing``, ``z_loss``, ``softcap``, ``reduction``,
+    ``chunk_size``): ``cross_entropy(input @ weight.T + bias, target)`` with optional label
+    smoothing, z-loss and logit soft-capping; ``input`` is ``(..., D)``, ``weight``
+    ``(V, D)``, ``bias`` ``(V,)``, ``target`` integer ``input.shape[:-1]``.  ``"mean"`` over
+    zero counted tokens is 0 with zero gradients.  ``reduction="none"`` gives each token's
+    gradient its own upstream factor (computed by a second chunked sweep in the backward).
 
     Equivalent: ``torch.nn.functional.linear_cross_entropy(input, weight, target,
     linear_bias=bias, reduction=..., ignore_index=..., label_smoothing=...)``.
@@ -357,12 +329,16 @@ def linear_cross_entropy(
     for name, t in (("input", input), ("weight", weight), ("target", target), ("bias", bias)):
         if t is not None and not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch tensor; got {type(t).__name__}")
-    options = dict(
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        softcap=softcap,
-        reduction=reduction,
-        chunk_size=chunk_size,
-    )
-    return LinearCrossEntropyFunction.apply(input, weight, bias, target, options)
+    xp = namespace(input=input, weight=weight, target=target, bias=bias)
+    chosen = options_from(LinearCrossEntropyOptions, options, "losskit.torch.linear_cross_entropy")
+    spec = LinearCrossEntropySpec.of(xp, chosen, input, weight, target, bias)
+    return LinearCrossEntropyFunction.apply(input, weight, bias, target, spec)
+
+
+def linear_cross_entropy_fast_path(spec, input, weight, target, bias, wrt):
+    """``losskit.linear_cross_entropy`` on torch tensors that autograd will differentiate: the
+    chunked Function.  Declines when autograd is off or losskit's own ``value_and_grad`` asks
+    (``wrt``)."""
+    if wrt or not _autograd_wants(input, weight, bias):
+        return None
+    return LinearCrossEntropyFunction.apply(input, weight, bias, target, spec), {}

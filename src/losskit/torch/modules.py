@@ -3,7 +3,7 @@
 Each catalogued loss gets a module class named as in PyTorch when PyTorch has the loss
 (``cross_entropy`` -> ``CrossEntropyLoss``, ``mse`` -> ``MSELoss``, ``huber`` ->
 ``HuberLoss``, ``binary_cross_entropy_with_logits`` -> ``BCEWithLogitsLoss``, ...) and
-``<CamelCaseName>Loss`` otherwise (``focal`` -> ``FocalLoss``).  Losses added to the catalog
+``<CamelCaseName>Loss`` otherwise (``sigmoid_focal`` -> ``SigmoidFocalLoss``).  Losses added to the catalog
 later get their module automatically the first time this module is imported after them.
 
 Usage is PyTorch's: options go to the constructor, arrays to ``forward``::
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._catalog import LossInfo, catalog
+from ..core.catalog import LossInfo, catalog
 from . import functional
 
 __all__ = [
@@ -47,42 +47,9 @@ _TORCH_SPECIAL = {
     "binary_cross_entropy": "BCELoss",
     "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
 }
-# name parts spelled in capitals in PyTorch-style class names
-_ACRONYMS = {
-    "mse",
-    "mae",
-    "nll",
-    "kl",
-    "bce",
-    "ctc",
-    "l1",
-    "l2",
-    "iou",
-    "giou",
-    "diou",
-    "ciou",
-    "ssim",
-    "msle",
-    "mape",
-    "smape",
-    "rmse",
-    "nce",
-    "infonce",
-    "ntxent",
-    "js",
-    "cosface",
-    "arcface",
-    "lse",
-    "ndcg",
-    "map",
-    "mrr",
-    "rmsle",
-    "tv",
-    "ohem",
-    "sce",
-    "gce",
-    "jsd",
-}
+# name parts of catalogued losses spelled in capitals (``js_div`` -> ``JSDivLoss``); the names
+# PyTorch has come from PyTorch itself
+_ACRONYMS = {"kl", "js", "nce", "ntxent", "l1", "l2", "mape", "msle"}
 
 
 def _torch_loss_classes() -> dict[str, str]:

@@ -1,0 +1,41 @@
+"""What the subcommands share: the user-mistake error, JSON output, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+__all__ = ["CommandError", "print_json", "positive_int"]
+
+
+class CommandError(Exception):
+    """A mistake in the user's input (missing file, unknown name, ...): reported in one line."""
+
+
+def print_json(obj: Any) -> None:
+    """Print ``obj`` as JSON (non-finite floats become ``null`` so any JSON reader copes)."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    json.dump(clean(obj), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value

@@ -1,1 +1,0 @@
-"""Subcommands of the ``losskit`` CLI, one module each (see :mod:`losskit.cli`)."""

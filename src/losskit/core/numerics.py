@@ -1,0 +1,110 @@
+"""Numerics shared by the losses, each written once: the stable sigmoid family, the shifted
+log-sum-exp and softmax, masked log-sum-exp, one-hot rows and class gathering.
+
+Every function takes the array namespace ``xp`` first and arrays already in the compute dtype;
+none validates its input (the public functions do that before calling here).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .backend import Array, Namespace, stop_gradient
+
+__all__ = [
+    "sigmoid",
+    "softplus",
+    "log_sigmoid",
+    "row_max",
+    "logsumexp",
+    "log_softmax",
+    "softmax",
+    "masked_logsumexp",
+    "one_hot",
+    "gather_classes",
+    "class_weights",
+]
+
+
+def sigmoid(xp: Namespace, x: Array) -> Array:
+    r""":math:`1 / (1 + e^{-x})` from :math:`e^{-|x|}`, which never overflows."""
+    e = xp.exp(-xp.abs(x))
+    one = xp.ones_like(e)
+    return xp.where(x >= 0, one / (one + e), e / (one + e))
+
+
+def softplus(xp: Namespace, x: Array) -> Array:
+    r""":math:`\log(1 + e^x) = \max(x, 0) + \log(1 + e^{-|x|})`: exact for large positive
+    ``x`` (returns ``x``) and tiny negative ``x`` (returns :math:`e^x`)."""
+    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def log_sigmoid(xp: Namespace, x: Array) -> Array:
+    r""":math:`\log\sigma(x) = -\mathrm{softplus}(-x)`."""
+    return -softplus(xp, -x)
+
+
+def row_max(xp: Namespace, z: Array, axis: int, detach: bool = True) -> Array:
+    """The maximum along ``axis`` (keepdims), as the shift of a log-sum-exp; 0 where the row is
+    all ``-inf`` (or holds ``+inf``), so ``exp(z - m)`` never meets ``inf - inf``."""
+    # Used as a pure shift, the max cancels out of every result (d lse / d m = 1 - sum softmax
+    # = 0), so autograd need not trace it: detaching it is exact, and spares torch the N x C
+    # mask that max's backward builds.  Callers that use m as a value pass detach=False.
+    m = xp.max(z, axis=axis, keepdims=True)
+    if detach:
+        m = stop_gradient(m)
+    return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+
+
+def logsumexp(xp: Namespace, z: Array, axis: int, keepdims: bool = False) -> Array:
+    r""":math:`m + \log\sum_j e^{z_j - m}` along ``axis``, :math:`m` the row maximum."""
+    m = row_max(xp, z, axis)
+    out = m + xp.log(xp.sum(xp.exp(z - m), axis=axis, keepdims=True))
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def log_softmax(xp: Namespace, z: Array, axis: int) -> Array:
+    return z - logsumexp(xp, z, axis, keepdims=True)
+
+
+def softmax(xp: Namespace, z: Array, axis: int) -> Array:
+    e = xp.exp(z - row_max(xp, z, axis))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def masked_logsumexp(xp: Namespace, z: Array, mask: Array, axis: int = -1) -> tuple[Array, Array, Array]:
+    """``log sum exp z`` over the entries where ``mask`` holds (keepdims), the matching softmax
+    weights (0 off the mask) and whether any entry counts.  Masked-out entries never reach
+    ``exp``, so autograd through this stays finite whatever they hold."""
+    m = xp.max(xp.where(mask, z, xp.full_like(z, -math.inf)), axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    zero = xp.zeros_like(z)
+    e = xp.where(mask, xp.exp(xp.where(mask, z - m, zero)), zero)
+    total = xp.sum(e, axis=axis, keepdims=True)
+    has = xp.any(mask, axis=axis, keepdims=True)
+    safe = xp.where(has, total, xp.ones_like(total))
+    return m + xp.log(safe), e / safe, has
+
+
+def one_hot(xp: Namespace, index: Array, num_classes: int, dtype: object) -> Array:
+    """Rows ``e_index`` of length ``num_classes`` along a new last axis, in ``dtype``."""
+    classes = xp.arange(num_classes, dtype=index.dtype)
+    return xp.astype(xp.expand_dims(index, axis=-1) == classes, dtype)
+
+
+def gather_classes(xp: Namespace, values: Array, index: Array, num_classes: int) -> Array:
+    """``values[..., index]`` along the last axis, for ``index`` of shape ``values.shape[:-1]``."""
+    take_along_axis = getattr(xp, "take_along_axis", None)
+    if take_along_axis is not None:
+        try:
+            idx = xp.expand_dims(xp.astype(index, xp.int64), axis=-1)
+            return xp.squeeze(take_along_axis(values, idx, axis=-1), axis=-1)
+        except (TypeError, NotImplementedError, AttributeError):
+            pass
+    return xp.sum(values * one_hot(xp, index, num_classes, values.dtype), axis=-1)
+
+
+def class_weights(xp: Namespace, weight: Array, index: Array, counted: Array, sample_shape: tuple) -> Array:
+    """``weight[index]`` per sample, 0 where the sample does not count."""
+    w_t = xp.reshape(xp.take(weight, xp.reshape(index, (-1,))), sample_shape)
+    return xp.where(counted, w_t, xp.zeros_like(w_t))

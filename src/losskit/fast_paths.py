@@ -1,0 +1,35 @@
+"""Where the fast paths live: the table behind :mod:`losskit.core.dispatch`.
+
+Each row names an operation, the array library it serves (as
+:func:`losskit.core.backend.library_name` spells it) and the ``"module:function"`` that
+implements it.  Nothing is imported here: a module is imported the first time an array of its
+library asks for its operation, so ``import losskit`` loads no framework.
+
+A loss's fast path takes the loss's validated spec (:mod:`losskit.core.specs`) and its arrays,
+and returns ``(value, grads)`` or declines with ``None``; see each function for what it declines.
+Adding a backend's fast path is a row here and a function in its package; no loss changes.
+"""
+
+from __future__ import annotations
+
+from .core.dispatch import register_fast_path
+
+__all__ = ["FAST_PATHS"]
+
+FAST_PATHS: dict[tuple[str, str], str] = {
+    # the losses
+    ("cross_entropy", "numpy"): "losskit.kernels.cross_entropy:cross_entropy_fast_path",
+    ("cross_entropy", "torch"): "losskit.torch.functional:cross_entropy_fast_path",
+    ("cross_entropy", "jax"): "losskit.jax.functional:cross_entropy_fast_path",
+    ("linear_cross_entropy", "torch"): "losskit.torch.functional:linear_cross_entropy_fast_path",
+    ("linear_cross_entropy", "jax"): "losskit.jax.functional:linear_cross_entropy_fast_path",
+    # the chunk loop inside the portable linear cross-entropy
+    ("linear_cross_entropy_chunks", "numpy"): "losskit.kernels.linear_cross_entropy:chunk_sweep_fast_path",
+    # primitives the core needs from each framework
+    ("stop_gradient", "torch"): "losskit.torch.ops:stop_gradient",
+    ("stop_gradient", "jax"): "losskit.jax.ops:stop_gradient",
+    ("scan", "jax"): "losskit.jax.ops:scan",
+}
+
+for (operation, library), target in FAST_PATHS.items():
+    register_fast_path(operation, library, target)

@@ -1,0 +1,156 @@
+"""The optional compiled row kernel of :mod:`losskit.kernels.cross_entropy` (needs the
+``numba`` extra).
+
+Importing this module imports numba (and raises ImportError without it);
+:mod:`losskit.kernels.cross_entropy` imports it lazily, only when installed and asked for
+(``kernel="numba"``, or ``LOSSKIT_FUSED_KERNEL=numba`` for ``kernel="auto"``) and not disabled
+(``LOSSKIT_DISABLE_NUMBA=1``).
+
+For each row the kernel makes four passes while the row sits in cache: the maximum (and the
+row sum or weighted sum for label smoothing), the exponentials, their scaling and sum, and the
+gradient written once.  The exponential is computed in-line (range reduction to
+:math:`2^k e^r` with :math:`|r| \\le \\ln 2 / 2` and a degree-7 Taylor polynomial, relative
+error below float32's epsilon) so that the compiler vectorises it; libm's ``expf`` would not
+be.  float32 index targets only; everything else goes to the NumPy kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .cross_entropy import PARALLEL_MIN_ELEMENTS, block_rows, numpy_rows
+from .threads import get_num_threads, run_row_blocks
+
+__all__ = ["numba_rows"]
+
+_FLAGS = {"reassoc", "contract", "arcp", "nsz"}  # no 'nnan'/'ninf': -inf logits are legitimate
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693359375)
+_LN2_LO = np.float32(-2.12194440e-4)
+_EXP_MIN = np.float32(-87.33)  # exp below this underflows float32's normal range: written as 0
+
+
+@numba.njit(nogil=True, fastmath=_FLAGS, cache=True)
+def _exp_row(src, dst, bits, m, inv_t):
+    """dst = exp((src - m) * inv_t), returns the sum; ``bits`` is int32 scratch of src's size."""
+    n = src.shape[0]
+    one = np.float32(1.0)
+    for j in range(n):
+        y = (src[j] - m) * inv_t
+        yc = max(y, _EXP_MIN)
+        k = math.floor(yc * _LOG2E + np.float32(0.5))
+        r = yc - k * _LN2_HI - k * _LN2_LO
+        p = np.float32(1.0 / 5040.0)  # Horner form of the degree-7 Taylor polynomial of e^r
+        p = np.float32(1.0 / 720.0) + r * p
+        p = np.float32(1.0 / 120.0) + r * p
+        p = np.float32(1.0 / 24.0) + r * p
+        p = np.float32(1.0 / 6.0) + r * p
+        p = np.float32(0.5) + r * p
+        p = one + r * p
+        p = one + r * p
+        dst[j] = p if y >= _EXP_MIN else np.float32(0.0)
+        bits[j] = (np.int32(k) + np.int32(127)) << np.int32(23)
+    scale = bits.view(np.float32)
+    total = np.float32(0.0)
+    for j in range(n):
+        e = dst[j] * scale[j]
+        dst[j] = e
+        total += e
+    return total
+
+
+@numba.njit(nogil=True, fastmath=_FLAGS, cache=True)
+def _ce_block(
+    x, g, ebuf, bits, lo, hi, need_grad, t, w_t, w, eps, w_total, inv_t, z, row_scale, skip, row_loss
+):
+    c = x.shape[1]
+    has_wt = w_t.shape[0] > 0
+    has_w = w.shape[0] > 0
+    has_skip = skip.shape[0] > 0
+    one_m_eps = np.float32(1.0 - eps)
+    eps_c = np.float32(eps / c)
+    for i in range(lo, hi):
+        xi = x[i]
+        m = xi[0]
+        for j in range(1, c):
+            m = max(m, xi[j])
+        if not math.isfinite(m):
+            m = np.float32(0.0)
+        x_w = np.float32(0.0)
+        if eps > 0:
+            if has_w:
+                for j in range(c):
+                    x_w += xi[j] * w[j]
+            else:
+                for j in range(c):
+                    x_w += xi[j]
+        ti = t[i]
+        x_t = xi[ti]
+        # exponentials into a cached scratch row, never into g: g may be x itself (in place),
+        # and a loop whose input and output alias is not vectorised
+        total = _exp_row(xi, ebuf, bits, m, inv_t)
+        lse = m * inv_t + np.float32(math.log(total))
+        wt = w_t[i] if has_wt else np.float32(1.0)
+        loss = wt * (lse - x_t * inv_t)
+        if eps > 0:
+            loss = one_m_eps * loss + eps_c * (np.float32(w_total) * lse - x_w * inv_t)
+        if z > 0:
+            loss += np.float32(z) * lse * lse
+        row_loss[i] = loss
+        if not need_grad:
+            continue
+        sc = row_scale[i]
+        gi = g[i]
+        if has_skip and skip[i]:
+            for j in range(c):
+                gi[j] = np.float32(0.0)
+            continue
+        a = one_m_eps * wt + eps_c * np.float32(w_total) + np.float32(2.0 * z) * lse
+        coef = sc * a / total
+        sub = sc * eps_c
+        if eps > 0 and has_w:
+            for j in range(c):
+                gi[j] = ebuf[j] * coef - sub * w[j]
+        elif eps > 0:
+            for j in range(c):
+                gi[j] = ebuf[j] * coef - sub
+        else:
+            for j in range(c):
+                gi[j] = ebuf[j] * coef
+        gi[ti] -= sc * one_m_eps * wt
+
+
+def numba_rows(x2, g2, row_loss, s) -> None:
+    """Drop-in for :func:`losskit.kernels.cross_entropy.numpy_rows` (float32 index targets;
+    else NumPy)."""
+    if x2.dtype != np.float32 or s.q is not None:
+        numpy_rows(x2, g2, row_loss, s)
+        return
+    n_rows, c = x2.shape
+    f32 = np.float32
+    empty_f = np.empty(0, dtype=f32)
+    t = np.ascontiguousarray(s.safe_t, dtype=np.intp)
+    w_t = empty_f if s.w_t is None else np.ascontiguousarray(s.w_t, dtype=f32)
+    w = empty_f if (s.w is None or s.eps == 0) else np.ascontiguousarray(s.w, dtype=f32)
+    skip = np.empty(0, dtype=np.bool_) if s.skip is None else np.ascontiguousarray(s.skip)
+    row_scale = np.ascontiguousarray(s.row_scale, dtype=f32)
+    need_grad = g2 is not None
+    block = block_rows(c, 4)
+    threads = get_num_threads() if x2.size >= PARALLEL_MIN_ELEMENTS else 1
+    scratch: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    dummy = np.empty((1, c), dtype=f32)
+
+    def rows(lo: int, hi: int, worker: int) -> None:
+        bufs = scratch.get(worker)
+        if bufs is None:
+            bufs = scratch[worker] = (np.empty(c, dtype=np.int32), np.empty(c, dtype=f32))
+        bits, ebuf = bufs
+        _ce_block(
+            x2, g2 if need_grad else dummy, ebuf, bits, lo, hi, need_grad, t, w_t, w, f32(s.eps),
+            f32(s.w_total), f32(s.inv_t), f32(s.z), row_scale, skip, row_loss,
+        )  # fmt: skip
+
+    run_row_blocks(n_rows, block, rows, threads=threads)

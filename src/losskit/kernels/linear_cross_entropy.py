@@ -1,0 +1,125 @@
+"""The NumPy chunk loop of linear cross-entropy: one reused (chunk, V) buffer, the fused row
+kernel in place, and the three matrix products of the layer's forward and backward.
+
+:func:`chunk_sweep_fast_path` is the ``("linear_cross_entropy_chunks", "numpy")`` fast path of
+:func:`losskit.linear_cross_entropy`; the torch autograd Function runs
+:func:`numpy_chunk_sweep` on CPU tensors' memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.specs import LinearCrossEntropySpec
+from .cross_entropy import RowConstants, numpy_rows
+
+__all__ = ["numpy_chunk_sweep", "chunk_sweep_fast_path"]
+
+# after the first chunk the weight gradient is accumulated through a temporary of about this
+# many bytes (a block of its rows): small next to the outputs, large enough for efficient BLAS
+_ACCUMULATE_BYTES = 4 << 20
+
+
+def chunk_sweep_fast_path(
+    x2: object,
+    w: object,
+    b: object,
+    safe_t: object,
+    valid: object,
+    row_scale: object,
+    spec: LinearCrossEntropySpec,
+    need: tuple[bool, bool, bool],
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None] | None:
+    """The NumPy chunk loop for plain ``ndarray`` inputs; declines (None) anything else."""
+    if not all(type(a) is np.ndarray for a in (x2, w) + (() if b is None else (b,))):
+        return None
+    return numpy_chunk_sweep(
+        x2, w, b, np.asarray(safe_t), np.asarray(valid), np.asarray(row_scale), spec, need
+    )
+
+
+def numpy_chunk_sweep(
+    x2: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    safe_t: np.ndarray,
+    valid: np.ndarray,
+    row_scale: np.ndarray,
+    spec: LinearCrossEntropySpec,
+    need: tuple[bool, bool, bool],
+    out: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The chunk loop for NumPy (and, through shared memory, CPU PyTorch tensors): the same
+    arguments and results as :func:`losskit.losses.linear_cross_entropy.chunk_sweep`.
+
+    One (chunk, V) buffer is reused for every chunk: the logits are written into it by one
+    matrix product, the row kernel of :mod:`losskit.kernels.cross_entropy` turns them into the
+    gradient in place, and two more matrix products fold it into the input's and the
+    weight's gradients.  ``out`` optionally supplies preallocated ``(grad_input,
+    grad_weight, grad_bias)`` arrays (any may be None).
+    """
+    eps, z, cap, chunk = spec.label_smoothing, spec.z_loss, spec.softcap, spec.chunk
+    n, d = x2.shape
+    v = w.shape[0]
+    dtype = x2.dtype
+    need_any = any(need)
+    out = out or (None, None, None)
+    buf = np.empty((min(chunk, n), v), dtype=dtype)
+    deriv = np.empty_like(buf) if cap is not None and need_any else None
+    gx = (out[0] if out[0] is not None else np.empty((n, d), dtype=dtype)) if need[0] else None
+    gw = (out[1] if out[1] is not None else np.empty((v, d), dtype=dtype)) if need[1] else None
+    gb = (out[2] if out[2] is not None else np.empty(v, dtype=dtype)) if need[2] else None
+    vocab_block = max(1, min(v, _ACCUMULATE_BYTES // (d * dtype.itemsize)))
+    tmp = np.empty((vocab_block, d), dtype=dtype) if need[1] and n > chunk else None
+    row_loss = np.empty(n, dtype=dtype)
+    wt = w.T
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        xc = x2[lo:hi]
+        lb = buf[: hi - lo]
+        np.matmul(xc, wt, out=lb)
+        if b is not None:
+            np.add(lb, b, out=lb)
+        if cap is not None:
+            np.multiply(lb, dtype.type(1.0 / cap), out=lb)
+            np.tanh(lb, out=lb)
+            if deriv is not None:  # d(c tanh(z/c))/dz = 1 - tanh^2, kept for after the softmax
+                db = deriv[: hi - lo]
+                np.multiply(lb, lb, out=db)
+                np.subtract(dtype.type(1.0), db, out=db)
+            np.multiply(lb, dtype.type(cap), out=lb)
+        constants = RowConstants(
+            num_classes=v,
+            inv_t=1.0,
+            eps=eps,
+            z=z,
+            w=None,
+            w_total=float(v),
+            safe_t=safe_t[lo:hi],
+            w_t=None,
+            q=None,
+            row_scale=row_scale[lo:hi],
+            skip=~valid[lo:hi],
+        )
+        numpy_rows(lb, lb if need_any else None, row_loss[lo:hi], constants)
+        if not need_any:
+            continue
+        if deriv is not None:
+            np.multiply(lb, deriv[: hi - lo], out=lb)
+        if need[0]:
+            np.matmul(lb, w, out=gx[lo:hi])
+        if need[1]:
+            if lo == 0:
+                np.matmul(lb.T, xc, out=gw)
+            else:  # accumulate block by block so the temporary stays small
+                for v0 in range(0, v, vocab_block):
+                    v1 = min(v, v0 + vocab_block)
+                    tb = tmp[: v1 - v0]
+                    np.matmul(lb[:, v0:v1].T, xc, out=tb)
+                    np.add(gw[v0:v1], tb, out=gw[v0:v1])
+        if need[2]:
+            if lo == 0:
+                np.sum(lb, axis=0, out=gb)
+            else:
+                gb += lb.sum(axis=0)
+    return row_loss, gx, gw, gb
