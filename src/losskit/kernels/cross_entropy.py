@@ -39,16 +39,9 @@ from ..core.backend import Array, compute_dtype, namespace
 from ..core.reduction import make_reducer
 from ..core.specs import CrossEntropyOptions, CrossEntropySpec, options_from
 from . import buffer_cache
-from .threads import get_num_threads, run_row_blocks
+from .threads import PARALLEL_MIN_ELEMENTS, block_rows, get_num_threads, run_row_blocks
 
 __all__ = ["fused_cross_entropy", "cross_entropy_rows", "cross_entropy_fast_path", "numba_available"]
-
-# rows per block are chosen so that one block of float32 logits is about this many bytes:
-# small enough to stay in a 1-2 MiB L2 cache between the passes over it
-_BLOCK_BYTES = 1 << 20
-# below this many logits a second thread costs more than it saves
-PARALLEL_MIN_ELEMENTS = 1 << 18
-
 
 def numba_available() -> bool:
     """True when the optional numba kernel can be used (numba installed and not disabled with
@@ -60,10 +53,6 @@ def numba_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def block_rows(num_classes: int, itemsize: int) -> int:
-    return max(1, _BLOCK_BYTES // max(1, num_classes * itemsize))
 
 
 def fused_cross_entropy(
@@ -267,7 +256,7 @@ def cross_entropy_rows(
         row_scale=row_scale,
         skip=else_mask,
     )
-    if use_numba:
+    if use_numba and x2.dtype == np.float32 and constants.q is None:  # what the numba rows handle
         from .cross_entropy_numba import numba_rows
 
         numba_rows(x2, g2, row_loss, constants)

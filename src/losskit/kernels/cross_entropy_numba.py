@@ -11,7 +11,7 @@ row sum or weighted sum for label smoothing), the exponentials, their scaling an
 gradient written once.  The exponential is computed in-line (range reduction to
 :math:`2^k e^r` with :math:`|r| \\le \\ln 2 / 2` and a degree-7 Taylor polynomial, relative
 error below float32's epsilon) so that the compiler vectorises it; libm's ``expf`` would not
-be.  float32 index targets only; everything else goes to the NumPy kernel.
+be.  float32 logits with index targets only; everything else stays on the NumPy kernel.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import math
 import numba
 import numpy as np
 
-from .cross_entropy import PARALLEL_MIN_ELEMENTS, block_rows, numpy_rows
-from .threads import get_num_threads, run_row_blocks
+from .threads import PARALLEL_MIN_ELEMENTS, block_rows, get_num_threads, run_row_blocks
 
 __all__ = ["numba_rows"]
 
@@ -124,11 +123,8 @@ def _ce_block(
 
 
 def numba_rows(x2, g2, row_loss, s) -> None:
-    """Drop-in for :func:`losskit.kernels.cross_entropy.numpy_rows` (float32 index targets;
-    else NumPy)."""
-    if x2.dtype != np.float32 or s.q is not None:
-        numpy_rows(x2, g2, row_loss, s)
-        return
+    """Drop-in for :func:`losskit.kernels.cross_entropy.numpy_rows` for float32 logits and
+    integer targets (the caller keeps the other cases on NumPy)."""
     n_rows, c = x2.shape
     f32 = np.float32
     empty_f = np.empty(0, dtype=f32)

@@ -12,7 +12,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["get_num_threads", "set_num_threads", "run_row_blocks"]
+__all__ = ["get_num_threads", "set_num_threads", "run_row_blocks", "block_rows", "PARALLEL_MIN_ELEMENTS"]
+
+# rows per block are chosen so that one block of float32 logits is about this many bytes:
+# small enough to stay in a 1-2 MiB L2 cache between the passes over it
+_BLOCK_BYTES = 1 << 20
+# below this many elements a second thread costs more than it saves
+PARALLEL_MIN_ELEMENTS = 1 << 18
 
 _num_threads = max(1, min(2, os.cpu_count() or 1))
 _pool: ThreadPoolExecutor | None = None
@@ -34,6 +40,11 @@ def set_num_threads(n: int) -> None:
             _pool.shutdown(wait=True)
             _pool = None
         _num_threads = n
+
+
+def block_rows(row_length: int, itemsize: int) -> int:
+    """Rows per block: about 1 MiB of rows of ``row_length`` items of ``itemsize`` bytes."""
+    return max(1, _BLOCK_BYTES // max(1, row_length * itemsize))
 
 
 def _get_pool() -> ThreadPoolExecutor:
