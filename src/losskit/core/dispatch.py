@@ -19,7 +19,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["register_fast_path", "fast_path", "run_fast_path", "registered_fast_paths"]
+__all__ = ["register_fast_path", "fast_path", "run_fast_path", "dispatch", "registered_fast_paths"]
 
 # (operation, library) -> "package.module:function"
 _TARGETS: dict[tuple[str, str], str] = {}
@@ -64,3 +64,12 @@ def run_fast_path(operation: str, library: str, *args: Any, **kwargs: Any) -> An
     when there is none or it declines (the caller then runs its portable code)."""
     function = fast_path(operation, library)
     return None if function is None else function(*args, **kwargs)
+
+
+def dispatch(
+    operation: str, library: str, portable: Callable[..., Any], xp: Any, spec: Any, arrays: Any, wrt: Any
+) -> Any:
+    """A loss with a validated ``spec``: its fast path for ``library`` when there is one that
+    accepts ``(spec, arrays, wrt)``, else ``portable(xp, spec, arrays, wrt)``."""
+    result = run_fast_path(operation, library, spec, arrays, wrt)
+    return portable(xp, spec, arrays, wrt) if result is None else result

@@ -12,9 +12,13 @@ validated here, once:
   by ``of(...)`` after every shape and value check has passed.
 
 A spec is what an implementation receives; adding an option is one field here plus the code of
-each implementation that computes it.  The arrays of a call (targets, class weights, the
-``where`` mask, an array normalizer) travel beside the spec: they are checked by ``of`` but not
-stored, so a spec is small, immutable and hashable (a static argument under ``jax.jit``).
+each implementation that computes it.  The arrays of a call (:class:`CrossEntropyArrays`,
+:class:`LinearCrossEntropyArrays`) travel beside the spec: they are checked by ``of`` but not
+stored in it, so a spec is small, immutable and hashable (a static argument under ``jax.jit``).
+
+Every implementation has the same shape: ``(spec, arrays, wrt) -> (value, grads)``, where
+``wrt`` holds the positional argument numbers whose analytic gradients are asked for (see
+:func:`losskit.core.gradients.loss_function`); a fast path may instead decline with ``None``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from .backend import Array, Namespace
 from .validation import (
@@ -43,8 +47,10 @@ from .validation import (
 
 __all__ = [
     "CrossEntropyOptions",
+    "CrossEntropyArrays",
     "CrossEntropySpec",
     "LinearCrossEntropyOptions",
+    "LinearCrossEntropyArrays",
     "LinearCrossEntropySpec",
     "auto_chunk_size",
     "options_from",
@@ -109,7 +115,8 @@ def with_options(options_type: type) -> Callable[[F], F]:
 @dataclass(frozen=True)
 class CrossEntropyOptions:
     """Cross-entropy's scalar options as the caller chose them (see
-    :func:`losskit.cross_entropy` for their meaning), validated on construction."""
+    :func:`losskit.cross_entropy` for their meaning), validated on construction.  The fields
+    follow the order of :func:`losskit.cross_entropy`'s signature (a test keeps them so)."""
 
     ignore_index: int = -100
     label_smoothing: float = 0.0
@@ -122,6 +129,17 @@ class CrossEntropyOptions:
         _check_shared_options(self)
         check_int(self.axis, "axis")
         _set(self, "temperature", check_number(self.temperature, "temperature", low=0.0, low_inclusive=False))
+
+
+class CrossEntropyArrays(NamedTuple):
+    """The arrays of one cross-entropy call: logits, class indices or probabilities, and the
+    optional class weights, sample mask and normalizer (a number or a 0-d array)."""
+
+    input: Array
+    target: Array
+    weight: Array | None = None
+    where: Array | None = None
+    normalizer: float | Array | None = None
 
 
 @dataclass(frozen=True)
@@ -149,13 +167,10 @@ class CrossEntropySpec:
         cls,
         xp: Namespace,
         options: CrossEntropyOptions,
-        input: Array,
-        target: Array,
-        weight: Array | None = None,
-        where: Array | None = None,
-        normalizer: float | Array | None = None,
+        arrays: CrossEntropyArrays,
     ) -> CrossEntropySpec:
         """Check the arrays of one call against ``options`` and return the spec."""
+        input, target, weight, where, normalizer = arrays
         targets = check_class_targets(xp, input, target, options.axis, options.ignore_index, weight)
         check_mask(xp, where, targets.sample_shape, "the per-sample loss")
         check_normalizer(normalizer)
@@ -184,7 +199,8 @@ def auto_chunk_size(n_rows: int, num_classes: int, itemsize: int = 4) -> int:
 @dataclass(frozen=True)
 class LinearCrossEntropyOptions:
     """Linear cross-entropy's scalar options as the caller chose them (see
-    :func:`losskit.linear_cross_entropy`), validated on construction."""
+    :func:`losskit.linear_cross_entropy`), validated on construction.  The fields follow the
+    order of :func:`losskit.linear_cross_entropy`'s signature (a test keeps them so)."""
 
     ignore_index: int = -100
     label_smoothing: float = 0.0
@@ -200,6 +216,16 @@ class LinearCrossEntropyOptions:
         size = self.chunk_size
         if size != "auto" and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"chunk_size must be a positive int or 'auto'; got {size!r}")
+
+
+class LinearCrossEntropyArrays(NamedTuple):
+    """The arrays of one linear cross-entropy call: hidden states ``(..., D)``, the output
+    layer's weight ``(V, D)``, class indices and the optional bias ``(V,)``."""
+
+    input: Array
+    weight: Array
+    target: Array
+    bias: Array | None = None
 
 
 @dataclass(frozen=True)
@@ -227,10 +253,7 @@ class LinearCrossEntropySpec:
         cls,
         xp: Namespace,
         options: LinearCrossEntropyOptions,
-        input: Array,
-        weight: Array,
-        target: Array,
-        bias: Array | None = None,
+        arrays: LinearCrossEntropyArrays,
         *,
         weight_name: str = "weight",
         bias_name: str = "bias",
@@ -241,6 +264,7 @@ class LinearCrossEntropySpec:
         ``vocabulary_shard``: ``weight`` holds only this process's rows of the output layer, so
         the class indices are checked later, against the whole vocabulary.
         """
+        input, weight, target, bias = arrays
         check_float_array(xp, input, "input")
         check_float_array(xp, weight, weight_name)
         if input.ndim < 1:

@@ -28,7 +28,12 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from ..core.backend import compute_dtype
-from ..core.specs import CrossEntropySpec, LinearCrossEntropySpec
+from ..core.specs import (
+    CrossEntropyArrays,
+    CrossEntropySpec,
+    LinearCrossEntropyArrays,
+    LinearCrossEntropySpec,
+)
 
 __all__ = ["cross_entropy_fast_path", "linear_cross_entropy_fast_path"]
 
@@ -111,11 +116,12 @@ def _ce_jvp(spec: CrossEntropySpec, primals, tangents):
 _ce.defjvp(_ce_jvp, symbolic_zeros=True)
 
 
-def cross_entropy_fast_path(spec: CrossEntropySpec, input, target, weight, where, normalizer, wrt):
+def cross_entropy_fast_path(spec: CrossEntropySpec, arrays: CrossEntropyArrays, wrt: frozenset[int]):
     """``losskit.cross_entropy`` on JAX arrays, integer targets, differentiated by JAX
     (``wrt`` empty); declines probability targets and losskit's own ``value_and_grad``."""
     if wrt or not spec.class_indices:
         return None
+    input, target, weight, where, normalizer = arrays
     out_dtype = input.dtype
     dtype = compute_dtype(jnp, out_dtype)
     x2 = jnp.moveaxis(input, spec.axis, -1).astype(dtype).reshape(-1, spec.num_classes)
@@ -250,11 +256,14 @@ def _lce_per_token_bwd(spec, residuals, ct):
 _lce_per_token.defvjp(_lce_per_token_fwd, _lce_per_token_bwd)
 
 
-def linear_cross_entropy_fast_path(spec: LinearCrossEntropySpec, input, weight, target, bias, wrt):
+def linear_cross_entropy_fast_path(
+    spec: LinearCrossEntropySpec, arrays: LinearCrossEntropyArrays, wrt: frozenset[int]
+):
     """``losskit.linear_cross_entropy`` on JAX arrays differentiated by JAX (``wrt`` empty):
     a ``lax.scan`` over chunks, padded to a whole number of chunks with ignored tokens."""
     if wrt:
         return None
+    input, weight, target, bias = arrays
     out_dtype = jnp.result_type(input.dtype, weight.dtype)
     dtype = compute_dtype(jnp, out_dtype)
     n, d, chunk = spec.num_tokens, spec.hidden, spec.chunk

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..core.backend import Array, compute_dtype, namespace
 from ..core.reduction import make_reducer
-from ..core.specs import CrossEntropyOptions, CrossEntropySpec, options_from
+from ..core.specs import CrossEntropyArrays, CrossEntropyOptions, CrossEntropySpec, options_from
 from . import buffer_cache
 from .threads import PARALLEL_MIN_ELEMENTS, block_rows, get_num_threads, run_row_blocks
 
@@ -110,39 +110,28 @@ def fused_cross_entropy(
             raise TypeError(f"{name} must be a NumPy array for the fused kernel; got {type(a).__name__}")
     xp = namespace(input=input, target=target, weight=weight, where=where)
     chosen = options_from(CrossEntropyOptions, options, "fused_cross_entropy")
-    spec = CrossEntropySpec.of(xp, chosen, input, target, weight, where, normalizer)
-    return cross_entropy_rows(
-        spec, input, target, weight, where, normalizer, grad=grad, inplace=inplace, out=out, kernel=kernel
-    )
+    arrays = CrossEntropyArrays(input, target, weight, where, normalizer)
+    spec = CrossEntropySpec.of(xp, chosen, arrays)
+    return cross_entropy_rows(spec, arrays, grad=grad, inplace=inplace, out=out, kernel=kernel)
 
 
 def cross_entropy_fast_path(
-    spec: CrossEntropySpec,
-    input: Array,
-    target: Array,
-    weight: Array | None,
-    where: Array | None,
-    normalizer: float | Array | None,
-    wrt: frozenset[int],
+    spec: CrossEntropySpec, arrays: CrossEntropyArrays, wrt: frozenset[int]
 ) -> tuple[Array, dict[int, Array]] | None:
     r"""``losskit.cross_entropy`` on NumPy arrays with the gradient of the logits requested
     (``value_and_grad``): the row kernel.  Declines (None) a value alone (the portable code
     is as fast there), other gradients, and arrays that are not plain ``ndarray``\ s."""
-    if wrt != {0} or not isinstance(normalizer, (type(None), int, float, np.ndarray)):
+    if wrt != {0} or not isinstance(arrays.normalizer, (type(None), int, float, np.ndarray)):
         return None
-    if not all(a is None or type(a) is np.ndarray for a in (input, target, weight, where)):
+    if not all(a is None or type(a) is np.ndarray for a in arrays[:4]):
         return None
-    value, grad_input = cross_entropy_rows(spec, input, target, weight, where, normalizer)
+    value, grad_input = cross_entropy_rows(spec, arrays)
     return value, {0: grad_input}
 
 
 def cross_entropy_rows(
     spec: CrossEntropySpec,
-    input: np.ndarray,
-    target: np.ndarray,
-    weight: np.ndarray | None = None,
-    where: np.ndarray | None = None,
-    normalizer: float | np.ndarray | None = None,
+    arrays: CrossEntropyArrays,
     *,
     grad: bool = True,
     inplace: bool = False,
@@ -150,7 +139,9 @@ def cross_entropy_rows(
     kernel: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The row kernel for a validated ``spec``: ``(loss, grad_input)`` as
-    :func:`fused_cross_entropy` returns them (same ``grad``, ``inplace``, ``out``, ``kernel``)."""
+    :func:`fused_cross_entropy` returns them (same ``grad``, ``inplace``, ``out``, ``kernel``)
+    for NumPy ``arrays``."""
+    input, target, weight, where, normalizer = arrays
     axis, num_classes, sample_shape = spec.axis, spec.num_classes, spec.sample_shape
     eps, temperature, z_coef = spec.label_smoothing, spec.temperature, spec.z_loss
     ignore_index, reduction = spec.ignore_index, spec.reduction

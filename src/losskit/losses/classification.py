@@ -29,11 +29,11 @@ from ..core.backend import (
     namespace,
 )
 from ..core.catalog import catalogued
-from ..core.dispatch import run_fast_path
+from ..core.dispatch import dispatch
 from ..core.gradients import LossResult, loss_function
 from ..core.pointwise import pointwise_loss
 from ..core.reduction import make_reducer
-from ..core.specs import CrossEntropyOptions, CrossEntropySpec
+from ..core.specs import CrossEntropyArrays, CrossEntropyOptions, CrossEntropySpec
 from ..core.validation import (
     check_axis,
     check_broadcastable_to,
@@ -267,34 +267,21 @@ def cross_entropy(
     ``optax.losses.softmax_cross_entropy_with_integer_labels`` / ``softmax_cross_entropy``.
     """
     xp = namespace(input=input, target=target, weight=weight, where=where)
-    options = CrossEntropyOptions(
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        axis=axis,
-        temperature=temperature,
-        reduction=reduction,
-        z_loss=z_loss,
-    )
-    spec = CrossEntropySpec.of(xp, options, input, target, weight, where, normalizer)
+    # the options' fields are this signature's options, in its order
+    options = CrossEntropyOptions(ignore_index, label_smoothing, axis, temperature, reduction, z_loss)
+    arrays = CrossEntropyArrays(input, target, weight, where, normalizer)
+    spec = CrossEntropySpec.of(xp, options, arrays)
     # NumPy's row kernel, torch's autograd Function and JAX's custom derivative compute the
-    # same numbers faster where they apply; each declines (None) where it does not
-    args = (spec, input, target, weight, where, normalizer, wrt)
-    result = run_fast_path("cross_entropy", library_name(input), *args)
-    return portable_cross_entropy(xp, *args) if result is None else result
+    # same numbers faster where they apply; each declines where it does not
+    return dispatch("cross_entropy", library_name(input), portable_cross_entropy, xp, spec, arrays, wrt)
 
 
 def portable_cross_entropy(
-    xp: Namespace,
-    spec: CrossEntropySpec,
-    input: Array,
-    target: Array,
-    weight: Array | None,
-    where: Array | None,
-    normalizer: float | Array | None,
-    wrt: frozenset[int],
+    xp: Namespace, spec: CrossEntropySpec, arrays: CrossEntropyArrays, wrt: frozenset[int]
 ) -> LossResult:
     """:func:`cross_entropy` in array-API operations, for any library: ``(value, {0: d value /
     d input})`` (the gradient only when ``0 in wrt``) for a validated ``spec``."""
+    input, target, weight, where, normalizer = arrays
     axis, num_classes, sample_shape = spec.axis, spec.num_classes, spec.sample_shape
     eps, temperature, z_coef = spec.label_smoothing, spec.temperature, spec.z_loss
     reduction, ignore_index = spec.reduction, spec.ignore_index

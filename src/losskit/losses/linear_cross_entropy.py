@@ -22,9 +22,9 @@ from __future__ import annotations
 from ..core import numerics
 from ..core.backend import Array, Namespace, compute_dtype, finish, library_name, lift, namespace
 from ..core.catalog import catalogued
-from ..core.dispatch import run_fast_path
+from ..core.dispatch import dispatch, run_fast_path
 from ..core.gradients import LossResult, loss_function
-from ..core.specs import LinearCrossEntropyOptions, LinearCrossEntropySpec
+from ..core.specs import LinearCrossEntropyArrays, LinearCrossEntropyOptions, LinearCrossEntropySpec
 
 __all__ = ["linear_cross_entropy"]
 
@@ -93,31 +93,21 @@ def linear_cross_entropy(
     the chunked kernels of Liger and Apple's cut-cross-entropy.
     """
     xp = namespace(input=input, weight=weight, target=target, bias=bias)
-    options = LinearCrossEntropyOptions(
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        softcap=softcap,
-        reduction=reduction,
-        chunk_size=chunk_size,
+    # the options' fields are this signature's options, in its order
+    options = LinearCrossEntropyOptions(ignore_index, label_smoothing, z_loss, softcap, reduction, chunk_size)
+    arrays = LinearCrossEntropyArrays(input, weight, target, bias)
+    spec = LinearCrossEntropySpec.of(xp, options, arrays)
+    return dispatch(
+        "linear_cross_entropy", library_name(input), portable_linear_cross_entropy, xp, spec, arrays, wrt
     )
-    spec = LinearCrossEntropySpec.of(xp, options, input, weight, target, bias)
-    args = (spec, input, weight, target, bias, wrt)
-    result = run_fast_path("linear_cross_entropy", library_name(input), *args)
-    return portable_linear_cross_entropy(xp, *args) if result is None else result
 
 
 def portable_linear_cross_entropy(
-    xp: Namespace,
-    spec: LinearCrossEntropySpec,
-    input: Array,
-    weight: Array,
-    target: Array,
-    bias: Array | None,
-    wrt: frozenset[int],
+    xp: Namespace, spec: LinearCrossEntropySpec, arrays: LinearCrossEntropyArrays, wrt: frozenset[int]
 ) -> LossResult:
     """:func:`linear_cross_entropy` for a validated ``spec``: ``(value, grads)`` with the
     gradients of the arguments in ``wrt`` (0 input, 1 weight, 3 bias)."""
+    input, weight, target, bias = arrays
     out_dtype = xp.result_type(input.dtype, weight.dtype)
     dtype = compute_dtype(xp, out_dtype)
     n = spec.num_tokens

@@ -29,12 +29,20 @@ and 4 ranks.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from ..core.backend import compute_dtype, namespace
-from ..core.specs import CrossEntropyOptions, LinearCrossEntropyOptions, LinearCrossEntropySpec
+from ..core.specs import (
+    CrossEntropyOptions,
+    LinearCrossEntropyArrays,
+    LinearCrossEntropyOptions,
+    LinearCrossEntropySpec,
+    options_from,
+    with_options,
+)
 from ..core.validation import check_float_array, check_integer_array, check_nonempty, check_number
 
 __all__ = [
@@ -138,21 +146,13 @@ class _Shards:
         self.local_target = torch.where(self.in_shard, t - self.offset, torch.zeros_like(t))
 
 
-def _finish_forward(
-    ctx,
-    shards: _Shards,
-    lse_local,
-    picked_local,
-    sum_local,
-    eps,
-    z_coef,
-    reduction,
-    target_shape,
-    out_dtype,
-    compute_dtype,
-    group,
-):
-    """Second all-reduce (SUM) and the loss; stores what backward needs on ``ctx``."""
+def _finish_forward(ctx, shards: _Shards, lse_local, picked_local, sum_local, options, shapes, group):
+    """Second all-reduce (SUM) and the loss; stores what backward needs on ``ctx``.
+
+    ``options`` carries label_smoothing, z_loss and reduction (a validated options object or
+    spec); ``shapes`` is ``(target_shape, out_dtype, compute_dtype)``."""
+    eps, z_coef, reduction = options.label_smoothing, options.z_loss, options.reduction
+    target_shape, out_dtype, compute_dtype = shapes
     n = lse_local.shape[0]
     columns = 3 if sum_local is not None else 2
     buf = torch.empty(n, columns, dtype=torch.float64, device=lse_local.device)
@@ -217,28 +217,18 @@ def _logit_gradient_(probs_buffer, coef, p_scale, local_target, in_shard, eps, n
 
 class _VocabParallelCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits, target, group, ignore_index, eps, z_coef, reduction):
+    def forward(ctx, logits, target, group, options: CrossEntropyOptions):
         rank, world = _membership(group)
         vocab_local = logits.shape[-1]
         dtype = _compute_dtype(logits.dtype)
         x = logits.reshape(-1, vocab_local).to(dtype)
         lse_local = _local_logsumexp(x)
-        shards = _Shards(lse_local, target, vocab_local, group, rank, world, ignore_index)
+        shards = _Shards(lse_local, target, vocab_local, group, rank, world, options.ignore_index)
         picked = x.gather(1, shards.local_target[:, None]).squeeze(1)
-        sum_local = torch.sum(x, dim=1, dtype=torch.float64) if eps > 0 else None
+        sum_local = torch.sum(x, dim=1, dtype=torch.float64) if options.label_smoothing > 0 else None
+        shapes = (target.shape, logits.dtype, dtype)
         loss, lse, factor, p_scale = _finish_forward(
-            ctx,
-            shards,
-            lse_local,
-            picked,
-            sum_local,
-            eps,
-            z_coef,
-            reduction,
-            target.shape,
-            logits.dtype,
-            dtype,
-            group,
+            ctx, shards, lse_local, picked, sum_local, options, shapes, group
         )
         ctx.save_for_backward(
             logits, lse, factor, p_scale, shards.valid, shards.in_shard, shards.local_target
@@ -254,7 +244,7 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         coef = _token_coefficients(grad_output, factor, valid, ctx.reduction, dtype)
         probs = torch.sub(x, lse[:, None]).exp_()
         g = _logit_gradient_(probs, coef, p_scale, local_target, in_shard, ctx.eps, ctx.num_classes)
-        return g.reshape(logits.shape).to(logits.dtype), None, None, None, None, None, None
+        return g.reshape(logits.shape).to(logits.dtype), None, None, None
 
 
 def vocab_parallel_cross_entropy(
@@ -326,8 +316,7 @@ def vocab_parallel_cross_entropy(
     options = CrossEntropyOptions(
         ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss, reduction=reduction
     )
-    eps, z_coef = options.label_smoothing, options.z_loss
-    return _VocabParallelCrossEntropy.apply(local_logits, target, group, ignore_index, eps, z_coef, reduction)
+    return _VocabParallelCrossEntropy.apply(local_logits, target, group, options)
 
 
 # -- vocab_parallel_linear_cross_entropy -----------------------------------------------------
@@ -352,10 +341,9 @@ def _chunk_logits(xc, w, b, cap):
 
 class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(
-        ctx, input, weight, bias, target, group, ignore_index, eps, z_coef, cap, reduction, chunk_rows
-    ):
+    def forward(ctx, input, weight, bias, target, group, spec: LinearCrossEntropySpec):
         rank, world = _membership(group)
+        cap, chunk_rows = spec.softcap, spec.chunk
         vocab_local, hidden = weight.shape
         dtypes = [input.dtype, weight.dtype] + ([bias.dtype] if bias is not None else [])
         dtype = _compute_dtype(*dtypes)
@@ -366,14 +354,14 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
         # pass 1: per-token logsumexp (and sum of logits) of the local shard, chunk by chunk,
         # so at most chunk_rows x V_local logits are alive
         lse_local = torch.empty(n, dtype=dtype, device=x.device)
-        sum_local = torch.empty(n, dtype=torch.float64, device=x.device) if eps > 0 else None
+        sum_local = torch.empty(n, dtype=torch.float64, device=x.device) if spec.label_smoothing > 0 else None
         for start, stop in _row_chunks(n, chunk_rows):
             logits, _ = _chunk_logits(x[start:stop].to(dtype), w, b, cap)
             lse_local[start:stop] = _local_logsumexp(logits)
             if sum_local is not None:
                 sum_local[start:stop] = torch.sum(logits, dim=1, dtype=torch.float64)
             del logits
-        shards = _Shards(lse_local, target, vocab_local, group, rank, world, ignore_index)
+        shards = _Shards(lse_local, target, vocab_local, group, rank, world, spec.ignore_index)
         # the target logit is one dot product per token (O(N x D)), not a pass over the logits
         rows = w.index_select(0, shards.local_target)
         picked = (x.to(dtype) * rows).sum(dim=1)
@@ -382,19 +370,9 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
             picked = picked + b.index_select(0, shards.local_target)
         if cap is not None:
             picked = cap * torch.tanh(picked / cap)
+        shapes = (target.shape, input.dtype, dtype)
         loss, lse, factor, p_scale = _finish_forward(
-            ctx,
-            shards,
-            lse_local,
-            picked,
-            sum_local,
-            eps,
-            z_coef,
-            reduction,
-            target.shape,
-            input.dtype,
-            dtype,
-            group,
+            ctx, shards, lse_local, picked, sum_local, spec, shapes, group
         )
         ctx.group = group
         ctx.chunk_rows = chunk_rows
@@ -451,9 +429,10 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
             grad_w = grad_w.to(weight.dtype)
         if grad_b is not None:
             grad_b = grad_b.to(bias.dtype)
-        return (grad_x, grad_w, grad_b) + (None,) * 8
+        return (grad_x, grad_w, grad_b) + (None,) * 3
 
 
+@with_options(LinearCrossEntropyOptions)
 def vocab_parallel_linear_cross_entropy(
     input: torch.Tensor,
     local_weight: torch.Tensor,
@@ -461,12 +440,7 @@ def vocab_parallel_linear_cross_entropy(
     *,
     local_bias: torch.Tensor | None = None,
     group=None,
-    ignore_index: int = -100,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
-    reduction: str = "mean",
-    chunk_size: int | str = "auto",
+    **options: Any,
 ) -> torch.Tensor:
     r"""Output layer and cross-entropy fused, with the layer's weight sharded over the vocabulary.
 
@@ -494,13 +468,14 @@ def vocab_parallel_linear_cross_entropy(
       target: integer class indices into the whole vocabulary, shape ``input.shape[:-1]``,
         identical on every rank.
       local_bias: optional bias of this rank's classes, shape ``(V_local,)`` (default None).
-      group, ignore_index, label_smoothing, z_loss, reduction: as
-        :func:`vocab_parallel_cross_entropy`.
-      softcap: :math:`c > 0` caps the logits to :math:`(-c, c)` before the softmax (Gemma
-        style; default None, no cap).
-      chunk_size: rows per chunk, a positive int, or ``"auto"`` (default: as
-        :func:`losskit.linear_cross_entropy`, about 64 MiB of local logits per chunk, a power of
-        two of at least 256 rows).
+      group: as :func:`vocab_parallel_cross_entropy`.
+      **options: the keyword options of :func:`losskit.linear_cross_entropy`
+        (:class:`~losskit.core.specs.LinearCrossEntropyOptions`): ``ignore_index``,
+        ``label_smoothing``, ``z_loss``, ``reduction`` as :func:`vocab_parallel_cross_entropy`;
+        ``softcap`` :math:`c > 0` caps the logits to :math:`(-c, c)` before the softmax (Gemma
+        style; default None, no cap); ``chunk_size``, rows per chunk, a positive int, or
+        ``"auto"`` (default: about 64 MiB of local logits per chunk, a power of two of at least
+        256 rows).
 
     Returns:
       The loss, identical on every rank, in ``input``'s dtype.  float16/bfloat16 arguments are
@@ -511,23 +486,13 @@ def vocab_parallel_linear_cross_entropy(
     (``torch.nn.functional.linear_cross_entropy`` in PyTorch).
     """
     xp = namespace(input=input, local_weight=local_weight, target=target, local_bias=local_bias)
-    options = LinearCrossEntropyOptions(
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        softcap=softcap,
-        reduction=reduction,
-        chunk_size=chunk_size,
-    )
+    chosen = options_from(LinearCrossEntropyOptions, options, "vocab_parallel_linear_cross_entropy")
+    arrays = LinearCrossEntropyArrays(input, local_weight, target, local_bias)
     # the class indices are checked after the first all-reduce, against the whole vocabulary
     spec = LinearCrossEntropySpec.of(
-        xp, options, input, local_weight, target, local_bias,
-        weight_name="local_weight", bias_name="local_bias", vocabulary_shard=True,
-    )  # fmt: skip
-    eps, z_coef, cap, rows = spec.label_smoothing, spec.z_loss, spec.softcap, spec.chunk
-    return _VocabParallelLinearCrossEntropy.apply(
-        input, local_weight, local_bias, target, group, ignore_index, eps, z_coef, cap, reduction, rows
+        xp, chosen, arrays, weight_name="local_weight", bias_name="local_bias", vocabulary_shard=True
     )
+    return _VocabParallelLinearCrossEntropy.apply(input, local_weight, local_bias, target, group, spec)
 
 
 # -- gathered InfoNCE --------------------------------------------------------------------------

@@ -30,8 +30,10 @@ import torch
 
 from ..core.backend import namespace
 from ..core.specs import (
+    CrossEntropyArrays,
     CrossEntropyOptions,
     CrossEntropySpec,
+    LinearCrossEntropyArrays,
     LinearCrossEntropyOptions,
     LinearCrossEntropySpec,
     options_from,
@@ -97,10 +99,8 @@ class CrossEntropyFunction(torch.autograd.Function):
             x = input.detach()
             if inplace and not x.is_contiguous():
                 raise ValueError("inplace=True needs a contiguous input tensor")
-            value, g = cross_entropy_rows(
-                spec, x.numpy(), target.numpy(), _as_numpy(weight), _as_numpy(where), norm,
-                grad=need, inplace=inplace,
-            )  # fmt: skip
+            arrays = CrossEntropyArrays(x.numpy(), target.numpy(), _as_numpy(weight), _as_numpy(where), norm)
+            value, g = cross_entropy_rows(spec, arrays, grad=need, inplace=inplace)
             value = torch.as_tensor(value)
             if need:
                 if inplace:
@@ -111,8 +111,8 @@ class CrossEntropyFunction(torch.autograd.Function):
                     g = torch.from_numpy(g)
         else:  # any device or dtype: the array-API implementation, value and gradient at once
             wrt = frozenset({0}) if need else frozenset()
-            arrays = (input.detach(), target, weight, where, normalizer)
-            value, grads = portable_cross_entropy(_XP, spec, *arrays, wrt)
+            arrays = CrossEntropyArrays(input.detach(), target, weight, where, normalizer)
+            value, grads = portable_cross_entropy(_XP, spec, arrays, wrt)
             g = grads.get(0)
             if need and inplace:
                 input.detach().copy_(g)
@@ -137,7 +137,8 @@ class CrossEntropyFunction(torch.autograd.Function):
             # create_graph=True, or the saved gradient was already handed over: recompute it
             # from the logits with differentiable torch operations, so higher orders work
             (x,) = ctx.saved_tensors
-            _, grads = portable_cross_entropy(_XP, spec, x, *ctx.recompute, frozenset({0}))
+            arrays = CrossEntropyArrays(x, *ctx.recompute)
+            _, grads = portable_cross_entropy(_XP, spec, arrays, frozenset({0}))
             g = grads[0]
             scale = grad_output.unsqueeze(spec.axis) if spec.reduction == "none" else grad_output
             return (g * scale.to(g.dtype),) + unused
@@ -184,7 +185,7 @@ def cross_entropy(
         raise TypeError(f"inplace must be a bool; got {type(inplace).__name__}")
     xp = namespace(input=input, target=target, weight=weight, where=where)
     chosen = options_from(CrossEntropyOptions, options, "losskit.torch.cross_entropy")
-    spec = CrossEntropySpec.of(xp, chosen, input, target, weight, where, normalizer)
+    spec = CrossEntropySpec.of(xp, chosen, CrossEntropyArrays(input, target, weight, where, normalizer))
     return CrossEntropyFunction.apply(input, target, weight, where, normalizer, spec, inplace)
 
 
@@ -198,14 +199,14 @@ def _autograd_wants(*differentiable: torch.Tensor | None, constant: tuple = ()) 
     return any(a is not None and a.requires_grad for a in differentiable)
 
 
-def cross_entropy_fast_path(spec, input, target, weight, where, normalizer, wrt):
+def cross_entropy_fast_path(spec: CrossEntropySpec, arrays: CrossEntropyArrays, wrt: frozenset[int]):
     """``losskit.cross_entropy`` on torch logits that autograd will differentiate: the fused
     Function (same loss, gradient computed in the forward).  Declines everything else: no
     autograd, losskit's own ``value_and_grad`` (``wrt``), or a gradient wanted for an argument
     the Function treats as constant."""
-    if wrt or not _autograd_wants(input, constant=(target, weight, where, normalizer)):
+    if wrt or not _autograd_wants(arrays.input, constant=arrays[1:]):
         return None
-    return CrossEntropyFunction.apply(input, target, weight, where, normalizer, spec, False), {}
+    return CrossEntropyFunction.apply(*arrays, spec, False), {}
 
 
 class LinearCrossEntropyFunction(torch.autograd.Function):
@@ -331,14 +332,17 @@ def linear_cross_entropy(
             raise TypeError(f"{name} must be a torch tensor; got {type(t).__name__}")
     xp = namespace(input=input, weight=weight, target=target, bias=bias)
     chosen = options_from(LinearCrossEntropyOptions, options, "losskit.torch.linear_cross_entropy")
-    spec = LinearCrossEntropySpec.of(xp, chosen, input, weight, target, bias)
+    spec = LinearCrossEntropySpec.of(xp, chosen, LinearCrossEntropyArrays(input, weight, target, bias))
     return LinearCrossEntropyFunction.apply(input, weight, bias, target, spec)
 
 
-def linear_cross_entropy_fast_path(spec, input, weight, target, bias, wrt):
+def linear_cross_entropy_fast_path(
+    spec: LinearCrossEntropySpec, arrays: LinearCrossEntropyArrays, wrt: frozenset[int]
+):
     """``losskit.linear_cross_entropy`` on torch tensors that autograd will differentiate: the
     chunked Function.  Declines when autograd is off or losskit's own ``value_and_grad`` asks
     (``wrt``)."""
+    input, weight, target, bias = arrays
     if wrt or not _autograd_wants(input, weight, bias):
         return None
     return LinearCrossEntropyFunction.apply(input, weight, bias, target, spec), {}

@@ -22,6 +22,7 @@ reduction and every upstream gradient is handled exactly).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from collections.abc import Callable
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 from ..core.catalog import LossInfo, catalog
+from ..core.specs import LinearCrossEntropyOptions, options_from, with_options
 from . import functional
 
 __all__ = [
@@ -141,6 +143,7 @@ class CrossEntropyLoss(LossModule):
     loss_name = "cross_entropy"
 
 
+@with_options(LinearCrossEntropyOptions)
 class LinearCrossEntropyLoss(nn.Module):
     """Chunked linear + cross-entropy (:func:`losskit.torch.linear_cross_entropy`) as a module
     that owns the output layer, like ``nn.Linear`` followed by ``nn.CrossEntropyLoss`` without
@@ -150,10 +153,11 @@ class LinearCrossEntropyLoss(nn.Module):
       in_features: D, the hidden size.
       num_classes: V, the vocabulary size.
       bias: whether the layer has a bias (default False, as in most language-model heads).
-      ignore_index, label_smoothing, z_loss, softcap, reduction, chunk_size: as
-        :func:`losskit.linear_cross_entropy`.
       weight: optional existing ``(V, D)`` parameter to use (e.g. tied to the embedding).
       device, dtype: for the new parameters.
+      **options: the keyword options of :func:`losskit.linear_cross_entropy` (``ignore_index``,
+        ``label_smoothing``, ``z_loss``, ``softcap``, ``reduction``, ``chunk_size``), checked
+        here; ``forward`` may override them by keyword.
 
     ``forward(input, target)`` returns the loss; ``logits(input)`` the plain logits.
     """
@@ -164,15 +168,10 @@ class LinearCrossEntropyLoss(nn.Module):
         num_classes: int,
         bias: bool = False,
         *,
-        ignore_index: int = -100,
-        label_smoothing: float = 0.0,
-        z_loss: float = 0.0,
-        softcap: float | None = None,
-        reduction: str = "mean",
-        chunk_size: int | str = "auto",
         weight: torch.Tensor | None = None,
         device: Any = None,
         dtype: Any = None,
+        **options: Any,
     ) -> None:
         super().__init__()
         if weight is None:
@@ -188,14 +187,8 @@ class LinearCrossEntropyLoss(nn.Module):
             zeros = torch.zeros(num_classes, device=device, dtype=weight.dtype)
             self.bias = nn.Parameter(zeros) if bias else None
         self.in_features, self.num_classes = in_features, num_classes
-        self.options = dict(
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
-            z_loss=z_loss,
-            softcap=softcap,
-            reduction=reduction,
-            chunk_size=chunk_size,
-        )
+        chosen = options_from(LinearCrossEntropyOptions, options, type(self).__name__)
+        self.options = dataclasses.asdict(chosen)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor:
         opts = {**self.options, **overrides}
