@@ -22,8 +22,9 @@ test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks examples tools
 	$(PY) -m pytest -n 2 -q
 
+# `make bench ARGS=--quick` for the tiny smoke-test sizes; ARGS go to benchmarks/run.py
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(ARGS)
 
 # the wheel must install and import in a clean virtual environment
 build-check: $(STAMP)

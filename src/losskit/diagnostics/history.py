@@ -202,13 +202,6 @@ class History:
             self.val = None
 
 
-def _series_from(values: Any, name: str) -> Series:
-    if isinstance(values, Series):
-        return values
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    return Series(arr, name=name)
-
-
 def as_history(history: Any) -> History:
     """Coerce what people have at hand into a :class:`History`.
 
@@ -545,12 +538,9 @@ def _detect_spikes(ctx: _Context, stop: int) -> list[Finding]:
                 step,
                 epoch,
                 f"The training loss jumped to {ctx.u(float(y[i]))} at {_where(step, epoch)}, "
-                f"{y[i] / level[i]:.1f}x its "
-                f"running level {ctx.u(float(med[i]))}, then recovered. Occasional spikes come from bad "
-                "batches or "
-                "too high a learning rate; if they recur, clip gradients, lower the learning rate or check "
-                "the data "
-                "near that step.",
+                f"{y[i] / level[i]:.1f}x its running level {ctx.u(float(med[i]))}, then recovered. "
+                "Occasional spikes come from bad batches or too high a learning rate; if they recur, "
+                "clip gradients, lower the learning rate or check the data near that step.",
                 float(y[i]),
             )
         )
@@ -563,9 +553,9 @@ def _detect_spikes(ctx: _Context, stop: int) -> list[Finding]:
                 "warning",
                 step,
                 epoch,
-                f"{len(events) - MAX_SPIKES} more spikes from {_where(step, epoch)} on ({len(events)} in "
-                "all): "
-                "training is unstable; lower the learning rate or clip gradients.",
+                f"{len(events) - MAX_SPIKES} more spikes from {_where(step, epoch)} on "
+                f"({len(events)} in all): training is unstable; lower the learning rate or clip "
+                "gradients.",
                 float(y[i]),
             )
         )
@@ -651,10 +641,9 @@ def _detect_plateau(ctx: _Context, stop: int, diverged: bool) -> list[Finding]:
                     step,
                     epoch,
                     f"The training loss levelled off at about {ctx.u(lvl)} from {_where(step, epoch)} "
-                    f"on{drop}: "
-                    "training has converged. More steps at this learning rate will not help; decay the "
-                    "learning rate to go further, or compare with the validation loss to decide when to "
-                    "stop.",
+                    f"on{drop}: training has converged. More steps at this learning rate will not help; "
+                    "decay the learning rate to go further, or compare with the validation loss to "
+                    "decide when to stop.",
                     lvl,
                 )
             )
@@ -741,11 +730,11 @@ def _detect_overfitting(ctx: _Context) -> list[Finding]:
             "warning",
             step,
             epoch,
-            f"The validation loss was lowest ({ctx.u(v_min)}) at {_where(step, epoch)} and has risen since "
-            f"(to {ctx.u(end)}, +{rise_pct:.0f}%), while the training loss kept falling "
-            f"({ctx.u(train_at_min)} -> "
-            f"{ctx.u(train_end)}): the model is overfitting. Keep the checkpoint from {_where(step, epoch)} "
-            "(early stopping), and add regularisation (weight decay, dropout, augmentation) or more data.",
+            f"The validation loss was lowest ({ctx.u(v_min)}) at {_where(step, epoch)} and has risen "
+            f"since (to {ctx.u(end)}, +{rise_pct:.0f}%), while the training loss kept falling "
+            f"({ctx.u(train_at_min)} -> {ctx.u(train_end)}): the model is overfitting. Keep the "
+            f"checkpoint from {_where(step, epoch)} (early stopping), and add regularisation (weight "
+            "decay, dropout, augmentation) or more data.",
             v_min,
         )
     ]
@@ -769,11 +758,10 @@ def _detect_underfitting(ctx: _Context) -> list[Finding]:
             "warning",
             step,
             epoch,
-            f"At the end of training the loss ({both}) is still {t_end / b * 100:.0f}% of the baseline "
-            f"{ctx.u(b)}, "
-            "which a constant guess scores: the model has learned little. Train longer or with a larger "
-            "learning "
-            "rate, use a bigger model, and check that the inputs carry information about the labels.",
+            f"At the end of training the loss ({both}) is still {t_end / b * 100:.0f}% of the "
+            f"baseline {ctx.u(b)}, which a constant guess scores: the model has learned little. Train "
+            "longer or with a larger learning rate, use a bigger model, and check that the inputs "
+            "carry information about the labels.",
             t_end,
         )
     ]
