@@ -12,7 +12,7 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from backends import BACKENDS  # noqa: E402
+from tests.support.backends import BACKENDS  # noqa: E402
 
 
 @pytest.fixture

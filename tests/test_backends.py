@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import losskit as lk
-from cases import ALL_CASES
+from tests.support.cases import ALL_CASES
 
 
 def _expected_type(backend, x):
@@ -38,7 +38,7 @@ def test_dask_stays_lazy(case, rng):
     import dask
     import dask.array as da
 
-    from backends import BY_NAME
+    from tests.support.backends import BY_NAME
 
     args, kwargs = case.make_args(rng)
     d_args, d_kwargs = BY_NAME["dask"].args(args, kwargs)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import losskit as lk
-from backends import BY_NAME
-from test_regression_more import assert_where_matches_subset
+from tests.support.backends import BY_NAME
+from tests.support.numerics import assert_where_matches_subset
 
 # -- sigmoid focal ----------------------------------------------------------------------------
 

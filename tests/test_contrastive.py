@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import losskit as lk
-from cases.contrastive import torch_circle, torch_info_nce
+from tests.support.cases.contrastive import torch_circle, torch_info_nce
 
 # -- InfoNCE against the paper's formula in NumPy ----------------------------------------------
 

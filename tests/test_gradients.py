@@ -7,26 +7,9 @@ import numpy as np
 import pytest
 
 import losskit as lk
-from backends import BY_NAME
-from cases import ALL_CASES
-
-
-def finite_difference(fn, args, kwargs, n, eps):
-    args = list(args)
-    x = np.array(args[n], dtype=np.float64)
-    grad = np.zeros_like(x)
-    flat = x.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        args[n] = x.copy()
-        up = float(np.sum(fn(*args, **kwargs)))
-        flat[i] = old - eps
-        args[n] = x.copy()
-        down = float(np.sum(fn(*args, **kwargs)))
-        flat[i] = old
-        grad.reshape(-1)[i] = (up - down) / (2 * eps)
-    return grad
+from tests.support.backends import BY_NAME
+from tests.support.cases import ALL_CASES
+from tests.support.numerics import finite_difference
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)

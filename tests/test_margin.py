@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import losskit as lk
 from losskit.losses import margin
-from test_regression_more import assert_where_matches_subset
+from tests.support.numerics import assert_where_matches_subset
 
 # -- label conventions ----------------------------------------------------------------------------
 

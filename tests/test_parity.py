@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import losskit as lk
-from cases import ALL_CASES
-from reference import reference_grads, reference_value
+from tests.support.cases import ALL_CASES
+from tests.support.reference import reference_grads, reference_value
 
 PARAMS = [pytest.param(c, r, id=f"{c.id}-{r}") for c in ALL_CASES for r in c.reductions]
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import losskit as lk
-from cases import ALL_CASES
-from test_gradients import finite_difference
+from tests.support.cases import ALL_CASES
+from tests.support.numerics import finite_difference
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 seeds = st.integers(min_value=0, max_value=2**32 - 1)

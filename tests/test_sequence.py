@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import losskit as lk
-from test_gradients import finite_difference
+from tests.support.numerics import finite_difference
 
 T, N, C = 6, 3, 5
 

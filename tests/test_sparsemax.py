@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import losskit as lk
-from backends import BY_NAME
-from cases.sparsemax import numpy_sparsemax
-from test_regression_more import assert_where_matches_subset
+from tests.support.backends import BY_NAME
+from tests.support.cases.sparsemax import numpy_sparsemax
+from tests.support.numerics import assert_where_matches_subset
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 
 import losskit as lk
 import losskit.torch as lt
-from backends import BY_NAME
-from cases import ALL_CASES
 from losskit.core.catalog import _CATALOG, catalogued
 from losskit.core.gradients import loss_function
+from tests.support.backends import BY_NAME
+from tests.support.cases import ALL_CASES
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends import BY_NAME
-from cases import Case
+from tests.support.backends import BY_NAME
+from tests.support.cases import Case
 
 
 def reference_value(case: Case, args, kwargs, reduction: str) -> np.ndarray:
