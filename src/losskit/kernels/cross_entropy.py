@@ -37,7 +37,7 @@ import numpy as np
 
 from ..core.backend import Array, compute_dtype, namespace
 from ..core.reduction import make_reducer
-from ..core.specs import CrossEntropyArrays, CrossEntropyOptions, CrossEntropySpec, options_from
+from ..core.specs import CrossEntropyArrays, CrossEntropyOptions, CrossEntropySpec, options_from, with_options
 from . import buffer_cache
 from .threads import PARALLEL_MIN_ELEMENTS, block_rows, get_num_threads, run_row_blocks
 
@@ -55,6 +55,7 @@ def numba_available() -> bool:
     return True
 
 
+@with_options(CrossEntropyOptions)
 def fused_cross_entropy(
     input: Array,
     target: Array,

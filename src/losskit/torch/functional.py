@@ -28,7 +28,7 @@ from typing import Any
 import array_api_compat
 import torch
 
-from ..core.backend import namespace
+from ..core.backend import compute_dtype, namespace
 from ..core.specs import (
     CrossEntropyArrays,
     CrossEntropyOptions,
@@ -300,7 +300,7 @@ def _numpy_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype):
 
 def _xp_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype):
     """The portable chunk loop (any device, any dtype; low precision computed in float32)."""
-    cdt = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    cdt = compute_dtype(torch, dtype)
     b = None if b is None else b.to(cdt)
     return chunk_sweep(_XP, x2.to(cdt), w.to(cdt), b, safe_t, valid, row_scale.to(cdt), spec, need)
 
