@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import losskit as lk
-from tests.support.cases.regression_more import tweedie_formula
+from tests.support.cases.regression import tweedie_formula
 from tests.support.numerics import assert_where_matches_subset
 
 # -- the where= mask ----------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The shared table of test cases: one :class:`Case` per loss and option set.
 
-Each family's cases live in a module of this package exporting ``CASES``; every module is
-collected here, and the generic tests (parity with the reference, gradients against autograd
-and finite differences, every backend, properties) run over ``ALL_CASES``.  A new loss needs
-new entries here, not a new test file.
+Each family's cases live in a module of this package named like the family's module in
+``losskit.losses`` and exporting ``CASES``; every module is collected here, and the generic
+tests (parity with the reference, gradients against autograd and finite differences, every
+backend, properties) run over ``ALL_CASES``.  A new loss needs new entries here, not a new test
+file.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Cases for the core losses: regression, binary and multiclass cross-entropy, NLL, KL."""
+"""Cases for the classification losses: binary cross-entropy on probabilities and on logits,
+multiclass cross-entropy and NLL (PyTorch), generalized cross-entropy (Keras's formula) and the
+Brier score."""
 
 from __future__ import annotations
 
@@ -15,30 +17,15 @@ def _F():
     return F
 
 
-def _pair(shape=(4, 5)):
-    def make(rng):
-        return (rng.normal(size=shape), rng.normal(size=shape)), {}
-
-    return make
-
-
-def _perfect_pair(shape=(4, 5)):
-    def make(rng):
-        y = rng.normal(size=shape)
-        return (y.copy(), y), {}
-
-    return make
+def _reduce(value, reduction):
+    if reduction == "mean":
+        return value.mean()
+    if reduction == "sum":
+        return value.sum()
+    return value
 
 
-def _regression(name, fn, torch_name, **options):
-    return Case(
-        id=name,
-        fn=fn,
-        make_args=lambda rng: ((rng.normal(size=(4, 5)) * 2, rng.normal(size=(4, 5))), dict(options)),
-        reference=lambda a, k, r: getattr(_F(), torch_name)(*a, reduction=r, **k),
-        grad_argnums=(0, 1),
-        perfect=lambda rng: (lambda y: ((y.copy(), y), dict(options)))(rng.normal(size=(3, 4))),
-    )
+# -- binary and multiclass cross-entropy, NLL: PyTorch ------------------------------------
 
 
 def _probs(rng, shape):
@@ -122,32 +109,56 @@ def _nll_args(**options):
     return make
 
 
-def _kl_args(log_target):
+# -- probabilities in: generalized cross-entropy and Brier --------------------------------
+
+
+def _prob_args(shape=(6, 5), axis=-1, soft=False, **options):
+    base = _ce_args(shape, axis, soft=soft, **options)
+
     def make(rng):
-        p = rng.uniform(0.05, 1, size=(4, 6))
-        q = rng.uniform(0.05, 1, size=(4, 6))
-        if not log_target:
-            q[0, 0] = 0.0  # 0 log 0 = 0
-        p, q = p / p.sum(1, keepdims=True), q / q.sum(1, keepdims=True)
-        return (np.log(p), np.log(q) if log_target else q), {"log_target": log_target}
+        (x, t), kwargs = base(rng)
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        c = shape[axis]
+        # bounded away from 0, where p^(q-1) curves too fast for finite differences
+        return (0.6 * e / e.sum(axis=axis, keepdims=True) + 0.4 / c, t), kwargs
 
     return make
 
 
-def _kl_perfect(rng):
-    q = rng.uniform(0.05, 1, size=(3, 4))
-    q = q / q.sum(1, keepdims=True)
-    return (np.log(q), q), {}
+def _torch_gce(a, k, r):
+    import torch
+
+    p, t = a
+    p = torch.movedim(p, k.get("axis", -1), -1)
+    pt = torch.gather(p, -1, t.unsqueeze(-1)).squeeze(-1)
+    q = k.get("q", 0.5)
+    return _reduce((1 - pt**q) / q, r)
+
+
+def _gce_perfect(rng):
+    t = rng.integers(0, 4, size=5)
+    return (np.eye(4)[t], t), {}
+
+
+def _torch_brier(a, k, r):
+    import torch
+
+    p, t = a
+    axis = k.get("axis", -1)
+    p = torch.movedim(p, axis, -1)
+    if t.dtype.is_floating_point:
+        y = torch.movedim(t, axis, -1)
+    else:
+        y = torch.nn.functional.one_hot(t, p.shape[-1]).to(p.dtype)
+    return _reduce(((p - y) ** 2).sum(-1), r)
+
+
+def _brier_perfect(rng):
+    t = rng.integers(0, 4, size=5)
+    return (np.eye(4)[t], t), {}
 
 
 CASES = [
-    _regression("mse", lk.mse, "mse_loss"),
-    _regression("mae", lk.mae, "l1_loss"),
-    _regression("huber", lk.huber, "huber_loss"),
-    _regression("huber-delta", lk.huber, "huber_loss", delta=0.4),
-    _regression("smooth_l1", lk.smooth_l1, "smooth_l1_loss"),
-    _regression("smooth_l1-beta", lk.smooth_l1, "smooth_l1_loss", beta=0.3),
-    _regression("smooth_l1-beta0", lk.smooth_l1, "smooth_l1_loss", beta=0.0),
     Case(
         id="binary_cross_entropy",
         fn=lk.binary_cross_entropy,
@@ -231,19 +242,31 @@ CASES = [
         reference=_torch_nll,
     ),
     Case(
-        id="kl_div",
-        fn=lk.kl_div,
-        make_args=_kl_args(False),
-        reference=lambda a, k, r: _F().kl_div(*a, reduction=r, **k),
-        reductions=("batchmean", "mean", "sum", "none"),
-        perfect=_kl_perfect,
-        zero_grad_at_perfect=False,
+        id="generalized_cross_entropy",
+        fn=lk.generalized_cross_entropy,
+        make_args=_prob_args(),
+        reference=_torch_gce,
+        perfect=_gce_perfect,
+        zero_grad_at_perfect=False,  # -p_t^(q-1) = -1 at the target, unconstrained
     ),
     Case(
-        id="kl_div-log_target",
-        fn=lk.kl_div,
-        make_args=_kl_args(True),
-        reference=lambda a, k, r: _F().kl_div(*a, reduction=r, **k),
-        reductions=("batchmean", "mean", "sum", "none"),
+        id="generalized_cross_entropy-q0.7-axis1",
+        fn=lk.generalized_cross_entropy,
+        make_args=_prob_args(shape=(3, 4, 2), axis=1, q=0.7),
+        reference=_torch_gce,
+    ),
+    Case(
+        id="generalized_cross_entropy-q1",
+        fn=lk.generalized_cross_entropy,
+        make_args=_prob_args(q=1.0),
+        reference=_torch_gce,
+    ),
+    Case(id="brier", fn=lk.brier, make_args=_prob_args(), reference=_torch_brier, perfect=_brier_perfect),
+    Case(
+        id="brier-soft-axis1",
+        fn=lk.brier,
+        make_args=_prob_args(shape=(3, 4, 2), axis=1, soft=True),
+        reference=_torch_brier,
+        grad_argnums=(0, 1),
     ),
 ]

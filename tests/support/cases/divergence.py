@@ -1,5 +1,5 @@
-"""Cases for Jensen-Shannon (the formula in NumPy), generalised KL (Optax) and the
-distillation KL (the usual PyTorch recipe)."""
+"""Cases for the divergences: KL (PyTorch), Jensen-Shannon (the formula in NumPy), generalised KL
+(Optax) and the distillation KL (the usual PyTorch recipe)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,36 @@ import numpy as np
 import losskit as lk
 
 from . import Case
+
+
+def _F():
+    import torch.nn.functional as F
+
+    return F
+
+
+# -- KL -----------------------------------------------------------------------------------
+
+
+def _kl_args(log_target):
+    def make(rng):
+        p = rng.uniform(0.05, 1, size=(4, 6))
+        q = rng.uniform(0.05, 1, size=(4, 6))
+        if not log_target:
+            q[0, 0] = 0.0  # 0 log 0 = 0
+        p, q = p / p.sum(1, keepdims=True), q / q.sum(1, keepdims=True)
+        return (np.log(p), np.log(q) if log_target else q), {"log_target": log_target}
+
+    return make
+
+
+def _kl_perfect(rng):
+    q = rng.uniform(0.05, 1, size=(3, 4))
+    q = q / q.sum(1, keepdims=True)
+    return (np.log(q), q), {}
+
+
+# -- Jensen-Shannon, generalised KL, distillation -----------------------------------------
 
 
 def _distributions(rng, shape, zeros=False):
@@ -134,6 +164,22 @@ def torch_distillation(a, k, r):
 JS_REDUCTIONS = ("batchmean", "mean", "sum", "none")
 
 CASES = [
+    Case(
+        id="kl_div",
+        fn=lk.kl_div,
+        make_args=_kl_args(False),
+        reference=lambda a, k, r: _F().kl_div(*a, reduction=r, **k),
+        reductions=("batchmean", "mean", "sum", "none"),
+        perfect=_kl_perfect,
+        zero_grad_at_perfect=False,
+    ),
+    Case(
+        id="kl_div-log_target",
+        fn=lk.kl_div,
+        make_args=_kl_args(True),
+        reference=lambda a, k, r: _F().kl_div(*a, reduction=r, **k),
+        reductions=("batchmean", "mean", "sum", "none"),
+    ),
     Case(
         id="js_div",
         fn=lk.js_div,

@@ -1,7 +1,6 @@
-"""Cases for the cross-entropy variants: sigmoid focal (Optax), softmax focal (the paper's
-formula, written with PyTorch ops so autograd checks the gradient), Poly-1 (Optax for
-probability targets, PyTorch's cross-entropy plus the poly term otherwise), generalized
-cross-entropy (Keras's formula) and the Brier score."""
+"""Cases for the focal family: sigmoid focal (Optax), softmax focal (the paper's formula, written
+with PyTorch ops so autograd checks the gradient) and Poly-1 (Optax for probability targets,
+PyTorch's cross-entropy plus the poly term otherwise)."""
 
 from __future__ import annotations
 
@@ -132,53 +131,6 @@ def _optax_poly1(a, k, r):
     return _reduce(optax.losses.poly_loss_cross_entropy(x, q, epsilon=k.get("epsilon", 1.0)), r)
 
 
-# -- probabilities in: generalized cross-entropy and Brier ----------------------------------
-
-
-def _prob_args(shape=(6, 5), axis=-1, soft=False, **options):
-    base = _class_args(shape, axis, soft=soft, **options)
-
-    def make(rng):
-        (x, t), kwargs = base(rng)
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
-        c = shape[axis]
-        # bounded away from 0, where p^(q-1) curves too fast for finite differences
-        return (0.6 * e / e.sum(axis=axis, keepdims=True) + 0.4 / c, t), kwargs
-
-    return make
-
-
-def _torch_gce(a, k, r):
-    torch = _torch()
-    p, t = a
-    p = torch.movedim(p, k.get("axis", -1), -1)
-    pt = torch.gather(p, -1, t.unsqueeze(-1)).squeeze(-1)
-    q = k.get("q", 0.5)
-    return _reduce((1 - pt**q) / q, r)
-
-
-def _gce_perfect(rng):
-    t = rng.integers(0, 4, size=5)
-    return (np.eye(4)[t], t), {}
-
-
-def _torch_brier(a, k, r):
-    torch = _torch()
-    p, t = a
-    axis = k.get("axis", -1)
-    p = torch.movedim(p, axis, -1)
-    if t.dtype.is_floating_point:
-        y = torch.movedim(t, axis, -1)
-    else:
-        y = torch.nn.functional.one_hot(t, p.shape[-1]).to(p.dtype)
-    return _reduce(((p - y) ** 2).sum(-1), r)
-
-
-def _brier_perfect(rng):
-    t = rng.integers(0, 4, size=5)
-    return (np.eye(4)[t], t), {}
-
-
 CASES = [
     Case(
         id="sigmoid_focal",
@@ -252,33 +204,5 @@ CASES = [
         fn=lk.poly1_cross_entropy,
         make_args=_class_args(shape=(3, 4, 2), axis=1, soft=True, weight=True),
         reference=_torch_poly1,
-    ),
-    Case(
-        id="generalized_cross_entropy",
-        fn=lk.generalized_cross_entropy,
-        make_args=_prob_args(),
-        reference=_torch_gce,
-        perfect=_gce_perfect,
-        zero_grad_at_perfect=False,  # -p_t^(q-1) = -1 at the target, unconstrained
-    ),
-    Case(
-        id="generalized_cross_entropy-q0.7-axis1",
-        fn=lk.generalized_cross_entropy,
-        make_args=_prob_args(shape=(3, 4, 2), axis=1, q=0.7),
-        reference=_torch_gce,
-    ),
-    Case(
-        id="generalized_cross_entropy-q1",
-        fn=lk.generalized_cross_entropy,
-        make_args=_prob_args(q=1.0),
-        reference=_torch_gce,
-    ),
-    Case(id="brier", fn=lk.brier, make_args=_prob_args(), reference=_torch_brier, perfect=_brier_perfect),
-    Case(
-        id="brier-soft-axis1",
-        fn=lk.brier,
-        make_args=_prob_args(shape=(3, 4, 2), axis=1, soft=True),
-        reference=_torch_brier,
-        grad_argnums=(0, 1),
     ),
 ]

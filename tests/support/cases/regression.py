@@ -1,6 +1,6 @@
-"""Cases for the likelihood, robust and relative-error regression losses: Poisson and Gaussian
-NLL (PyTorch), log-cosh (Optax), quantile, MAPE, MSLE (Keras's formulas) and the Tweedie
-deviance (scikit-learn's formula)."""
+"""Cases for the regression losses: MSE, MAE, Huber, smooth L1, Poisson and Gaussian NLL
+(PyTorch), log-cosh (Optax), quantile, MAPE, MSLE (Keras's formulas) and the Tweedie deviance
+(scikit-learn's formula)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,17 @@ def _reduce(value, reduction):
 
 
 # -- PyTorch --------------------------------------------------------------------------------
+
+
+def _regression(name, fn, torch_name, **options):
+    return Case(
+        id=name,
+        fn=fn,
+        make_args=lambda rng: ((rng.normal(size=(4, 5)) * 2, rng.normal(size=(4, 5))), dict(options)),
+        reference=lambda a, k, r: getattr(_F(), torch_name)(*a, reduction=r, **k),
+        grad_argnums=(0, 1),
+        perfect=lambda rng: (lambda y: ((y.copy(), y), dict(options)))(rng.normal(size=(3, 4))),
+    )
 
 
 def _poisson_args(log_input, full):
@@ -184,6 +195,13 @@ def _tweedie(name, power, zeros=False):
 
 
 CASES = [
+    _regression("mse", lk.mse, "mse_loss"),
+    _regression("mae", lk.mae, "l1_loss"),
+    _regression("huber", lk.huber, "huber_loss"),
+    _regression("huber-delta", lk.huber, "huber_loss", delta=0.4),
+    _regression("smooth_l1", lk.smooth_l1, "smooth_l1_loss"),
+    _regression("smooth_l1-beta", lk.smooth_l1, "smooth_l1_loss", beta=0.3),
+    _regression("smooth_l1-beta0", lk.smooth_l1, "smooth_l1_loss", beta=0.0),
     _poisson("poisson_nll", True, False),
     _poisson("poisson_nll-full", True, True),
     _poisson("poisson_nll-rates", False, False),
