@@ -28,7 +28,7 @@ import torch.nn.functional as F  # noqa: E402
 from losskit.torch import distributed as lkd  # noqa: E402
 
 F64 = torch.float64
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

@@ -10,7 +10,7 @@ import losskit as lk
 from losskit.core.catalog import FAMILIES, INPUT_SPACES, markdown_table
 from losskit.core.gradients import has_gradient
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_table_is_the_catalog():

@@ -23,7 +23,7 @@ from losskit.kernels import cross_entropy as fused
 from losskit.kernels import fused_cross_entropy
 
 KERNELS = ["numpy"] + (["numba"] if kernels.numba_available() else [])
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
