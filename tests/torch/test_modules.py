@@ -1,0 +1,100 @@
+"""losskit.torch's modules: an nn.Module for every catalogued loss, named like PyTorch's and
+matching its function, options checked and tensors kept as buffers, modules for losses
+catalogued later; the linear cross-entropy head trains."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import losskit as lk
+import losskit.torch as lt
+from losskit.core.catalog import _CATALOG, catalogued
+from losskit.core.gradients import loss_function
+from tests.support.backends import BY_NAME
+from tests.support.cases import ALL_CASES
+
+
+@pytest.fixture(autouse=True)
+def _no_numba(monkeypatch):
+    monkeypatch.setenv("LOSSKIT_DISABLE_NUMBA", "1")
+
+
+def test_linear_cross_entropy_module_trains():
+    torch.manual_seed(0)
+    head = lt.LinearCrossEntropyLoss(8, 16, bias=True, label_smoothing=0.05)
+    x = torch.randn(64, 8)
+    t = (x[:, 0] > 0).long() * 3 + (x[:, 1] > 0).long()
+    opt = torch.optim.SGD(head.parameters(), lr=0.5)
+    first = None
+    for _ in range(30):
+        opt.zero_grad()
+        loss = head(x, t)
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    assert loss.item() < 0.6 * first
+    assert head.logits(x).shape == (64, 16)
+    with pytest.raises(ValueError, match=r"weight must have shape \(16, 8\)"):
+        lt.LinearCrossEntropyLoss(8, 16, weight=torch.zeros(3, 3))
+
+
+def test_module_names_follow_pytorch():
+    for name in ["CrossEntropyLoss", "MSELoss", "HuberLoss", "L1Loss", "SmoothL1Loss", "NLLLoss", "KLDivLoss",
+                 "BCELoss", "BCEWithLogitsLoss", "LinearCrossEntropyLoss"]:  # fmt: skip
+        assert issubclass(getattr(lt, name), torch.nn.Module), name
+    assert set(lt.modules_by_loss()) == {info.name for info in lk.catalog()}
+    assert lt.modules_by_loss()["cross_entropy"] is lt.CrossEntropyLoss
+
+
+TORCH_CASES = [c for c in ALL_CASES if "torch" in c.backends and lt.modules_by_loss().get(c.fn.__name__)]
+
+
+@pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
+def test_every_catalogued_loss_module_matches_its_function(case, rng):
+    cls = lt.modules_by_loss()[case.fn.__name__]
+    if cls is lt.LinearCrossEntropyLoss:
+        pytest.skip("owns its parameters; tested above")
+    args, kwargs = BY_NAME["torch"].args(*case.make_args(rng))
+    args = [a.clone().requires_grad_() if i == 0 else a for i, a in enumerate(args)]
+    for reduction in case.reductions:
+        module = cls(reduction=reduction, **kwargs)
+        got = module(*args)
+        want = case.fn(*args, reduction=reduction, **kwargs)
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+        got.sum().backward()
+        assert args[0].grad is not None and torch.isfinite(args[0].grad).all()
+        args[0].grad = None
+
+
+def test_module_options_are_checked_and_tensors_are_buffers():
+    with pytest.raises(TypeError, match="unknown option"):
+        lt.MSELoss(delta=1.0)
+    m = lt.CrossEntropyLoss(weight=torch.ones(3, dtype=torch.float64))
+    assert "weight" in dict(m.named_buffers())
+    m = m.to(torch.float32)
+    assert m.weight.dtype == torch.float32
+    x = torch.randn(2, 3, requires_grad=True)
+    assert m(x, torch.tensor([0, 2])).item() == pytest.approx(F.cross_entropy(x, torch.tensor([0, 2])).item())
+    assert m(x, torch.tensor([0, 2]), reduction="sum").item() == pytest.approx(
+        F.cross_entropy(x, torch.tensor([0, 2]), reduction="sum").item()
+    )
+
+
+def test_a_loss_catalogued_later_gets_a_module():
+    @catalogued(family="penalty", input_space="parameters", formula="sum x^2")
+    @loss_function
+    def squared_norm_for_test(input, *, reduction="sum", wrt=frozenset()):
+        """Test-only loss: the sum of squares of the input, with gradient 2x (shape of input)."""
+        return (input * input).sum(), {0: 2 * input}
+
+    try:
+        cls = lt.SquaredNormForTestLoss
+        assert cls.loss is squared_norm_for_test
+        x = torch.tensor([1.0, 2.0])
+        assert cls()(x).item() == 5.0
+    finally:
+        _CATALOG.pop("squared_norm_for_test", None)
+        lt.modules._BUILT.pop("squared_norm_for_test", None)
+        vars(lt).pop("SquaredNormForTestLoss", None)
