@@ -24,6 +24,7 @@ otherwise, so the loss falls from ``ln(vocab)`` towards the entropy of that rule
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 
@@ -135,6 +136,10 @@ def main() -> None:
     # every rank's last collective must finish before any rank tears the group down: without
     # this, gloo can abort a rank that exits while its peer's work is still in flight
     dist.barrier()
+    # the DDP module (in reference cycles) holds the process group: left to the interpreter's
+    # exit, gloo's threads are torn down with it and abort the process, so free it now
+    del model, optimizer, loss
+    gc.collect()
     dist.destroy_process_group()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import math
 import os
 import re
@@ -423,6 +424,9 @@ def _worker(rank, world, port):
             check(rank, world)
         dist.barrier()
     finally:
+        # objects in reference cycles (a DDP module, autograd graphs) can hold the process group;
+        # freed only at interpreter exit, gloo's threads then abort the process (SIGABRT)
+        gc.collect()
         dist.destroy_process_group()
 
 
