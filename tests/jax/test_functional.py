@@ -1,5 +1,6 @@
-"""losskit.jax: custom_vjp cross-entropy and chunked linear cross-entropy under jax.jit,
-against PyTorch/Optax and losskit's array-API functions in float64."""
+"""losskit.jax: the custom-derivative cross-entropy and chunked linear cross-entropy that
+losskit's losses take on JAX arrays, under jax.jit, against PyTorch/Optax and losskit's
+array-API functions in float64, in reverse and forward mode."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ import torch.nn.functional as F
 
 import losskit as lk
 import losskit.jax as lj
+from losskit.core.backend import namespace
+from losskit.core.specs import (
+    CrossEntropyArrays,
+    CrossEntropyOptions,
+    CrossEntropySpec,
+    LinearCrossEntropyArrays,
+    LinearCrossEntropyOptions,
+    LinearCrossEntropySpec,
+)
+from losskit.jax import functional
+from losskit.losses.classification import portable_cross_entropy
+from losskit.losses.linear_cross_entropy import portable_linear_cross_entropy
 
 
 @pytest.fixture(autouse=True)
@@ -138,3 +151,100 @@ def test_linear_cross_entropy_no_bias_z_loss_and_all_ignored(rng):
     assert float(v) == 0.0 and not np.any(np.asarray(gx)) and not np.any(np.asarray(gw))
     with pytest.raises(ValueError, match="chunk_size"):
         lj.linear_cross_entropy(jnp.asarray(x), jnp.asarray(w), jnp.asarray(t), chunk_size=-1)
+
+
+# -- the fast paths behind losskit's losses on JAX arrays ------------------------------------
+
+
+def _portable(x, t, weight=None, normalizer=None, **options):
+    """The array-API implementation, bypassing the seam."""
+    arrays = CrossEntropyArrays(x, t, weight, None, normalizer)
+    spec = CrossEntropySpec.of(namespace(x=x), CrossEntropyOptions(**options), arrays)
+    return portable_cross_entropy(namespace(x=x), spec, arrays, frozenset())[0]
+
+
+@pytest.fixture
+def data(rng):
+    x = jnp.asarray(rng.standard_normal((6, 5)))
+    t = jnp.asarray(np.array([0, 4, 2, -100, 1, 3]))
+    w = jnp.asarray(rng.random(5) + 0.5)
+    return x, t, w
+
+
+def test_lk_cross_entropy_on_jax_runs_the_custom_derivative(monkeypatch, data):
+    x, t, _ = data
+    calls = []
+    real = functional._ce_rows
+    monkeypatch.setattr(functional, "_ce_rows", lambda *a, **k: calls.append(1) or real(*a, **k))
+    jax.grad(lambda a: lk.cross_entropy(a, t))(x)
+    assert calls
+    calls.clear()
+    lk.cross_entropy(x, jax.nn.softmax(x))  # probability targets: declined, portable code
+    assert not calls
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.2, "z_loss": 1e-2, "temperature": 0.7}])
+def test_every_mode_of_differentiation_matches_the_portable_code(data, reduction, options):
+    x, t, w = data
+    up = jnp.linspace(0.5, 1.5, 6)
+
+    scale = up if reduction == "none" else 1.0
+
+    def fast(a):
+        return jnp.sum(lk.cross_entropy(a, t, w, reduction=reduction, **options) * scale)
+
+    def slow(a):
+        return jnp.sum(_portable(a, t, w, reduction=reduction, **options) * scale)
+
+    tangent = jnp.asarray(np.random.default_rng(1).standard_normal(x.shape))
+    np.testing.assert_allclose(fast(x), slow(x), rtol=1e-12)
+    np.testing.assert_allclose(jax.grad(fast)(x), jax.grad(slow)(x), rtol=1e-10, atol=1e-14)
+    jvp_fast, jvp_slow = (jax.jvp(f, (x,), (tangent,))[1] for f in (fast, slow))
+    np.testing.assert_allclose(jvp_fast, jvp_slow, rtol=1e-10)
+    np.testing.assert_allclose(jax.hessian(fast)(x), jax.hessian(slow)(x), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(jax.jit(jax.grad(fast))(x), jax.grad(slow)(x), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.3])
+def test_class_weights_and_the_normalizer_get_their_derivatives(data, label_smoothing):
+    x, t, w = data
+    opts = dict(label_smoothing=label_smoothing, temperature=1.5)
+    grad_w = jax.grad(lambda v: lk.cross_entropy(x, t, v, **opts))(w)
+    ref_w = jax.grad(lambda v: _portable(x, t, v, **opts))(w)
+    np.testing.assert_allclose(grad_w, ref_w, rtol=1e-10, atol=1e-14)
+    per = jax.grad(lambda v: jnp.sum(lk.cross_entropy(x, t, v, reduction="none", **opts)))(w)
+    ref = jax.grad(lambda v: jnp.sum(_portable(x, t, v, reduction="none", **opts)))(w)
+    np.testing.assert_allclose(per, ref, rtol=1e-10, atol=1e-14)
+    n = jnp.asarray(3.0)
+    grad_n = jax.grad(lambda m: lk.cross_entropy(x, t, normalizer=m, **opts))(n)
+    ref_n = jax.grad(lambda m: _portable(x, t, normalizer=m, **opts))(n)
+    np.testing.assert_allclose(grad_n, ref_n, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_linear_cross_entropy_forward_mode_for_mean_and_sum(rng, reduction):
+    x = jnp.asarray(rng.standard_normal((7, 4)))
+    w = jnp.asarray(rng.standard_normal((9, 4)))
+    t = jnp.asarray(rng.integers(0, 9, 7))
+    dx, dw = (jnp.asarray(rng.standard_normal(a.shape)) for a in (x, w))
+    options = LinearCrossEntropyOptions(reduction=reduction, chunk_size=3, label_smoothing=0.1)
+    spec = LinearCrossEntropySpec.of(namespace(x=x), options, LinearCrossEntropyArrays(x, w, t))
+
+    def fast(a, b):
+        return lk.linear_cross_entropy(a, b, t, reduction=reduction, chunk_size=3, label_smoothing=0.1)
+
+    def slow(a, b):
+        arrays = LinearCrossEntropyArrays(a, b, t)
+        return portable_linear_cross_entropy(namespace(x=a), spec, arrays, frozenset())[0]
+
+    jvp_fast, jvp_slow = (jax.jvp(f, (x, w), (dx, dw))[1] for f in (fast, slow))
+    np.testing.assert_allclose(jvp_fast, jvp_slow, rtol=1e-10)
+
+
+def test_linear_cross_entropy_per_token_is_reverse_mode_only(rng):
+    x = jnp.asarray(rng.standard_normal((7, 4)))
+    w = jnp.asarray(rng.standard_normal((9, 4)))
+    t = jnp.asarray(rng.integers(0, 9, 7))
+    with pytest.raises(TypeError, match="forward-mode"):  # per-token cotangents: only in reverse mode
+        jax.jvp(lambda a: jnp.sum(lk.linear_cross_entropy(a, w, t, reduction="none")), (x,), (x,))

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 import losskit as lk
 import losskit.torch as lt
+from losskit.torch import functional
 
 
 @pytest.fixture(autouse=True)
@@ -172,3 +173,58 @@ def test_linear_cross_entropy_against_torch_peer_and_all_ignored():
     loss = lt.linear_cross_entropy(x, w, torch.full((20,), -100))
     loss.backward()
     assert loss.item() == 0 and torch.all(x.grad == 0) and torch.all(w.grad == 0)
+
+
+# -- the fast paths behind losskit's losses on torch tensors ---------------------------------
+
+
+@pytest.fixture
+def applied(monkeypatch):
+    """Names of the Functions applied during a test."""
+    seen = []
+    for cls in (functional.CrossEntropyFunction, functional.LinearCrossEntropyFunction):
+        real = cls.apply
+
+        def spy(*args, _real=real, _name=cls.__name__):
+            seen.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(cls, "apply", spy)
+    return seen
+
+
+def test_linear_cross_entropy_with_autograd_runs_the_function(applied, rng):
+    x = torch.tensor(rng.standard_normal((2, 5, 4)), requires_grad=True)
+    w = torch.tensor(rng.standard_normal((7, 4)), requires_grad=True)
+    t = torch.tensor(rng.integers(0, 7, (2, 5)))
+    loss = lk.linear_cross_entropy(x, w, t, label_smoothing=0.1, chunk_size=3)
+    loss.backward()
+    assert applied == ["LinearCrossEntropyFunction"]
+    xr, wr = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    ref = F.cross_entropy(F.linear(xr, wr).transpose(1, 2), t, label_smoothing=0.1)
+    ref.backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(x.grad, xr.grad, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(w.grad, wr.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_cross_entropy_with_autograd_runs_the_function(applied, rng):
+    x = torch.tensor(rng.standard_normal((6, 5)), requires_grad=True)
+    t = torch.tensor(rng.integers(0, 5, 6))
+    lk.cross_entropy(x, t).backward()
+    assert applied == ["CrossEntropyFunction"]
+
+
+def test_without_autograd_the_portable_code_runs(applied, rng):
+    x = torch.tensor(rng.standard_normal((6, 5)), requires_grad=True)
+    w = torch.tensor(rng.standard_normal((3, 5)))
+    t = torch.tensor(rng.integers(0, 3, 6))
+    with torch.no_grad():
+        lk.cross_entropy(x, t % 5)
+        lk.linear_cross_entropy(x, w, t)
+    lk.cross_entropy(x.detach(), t % 5)
+    lk.value_and_grad(lk.cross_entropy)(x.detach(), t % 5)  # losskit's own gradient: portable
+    lk.value_and_grad(lk.linear_cross_entropy, (0, 1))(x.detach(), w, t)
+    # a class weight that needs a gradient: the Function would treat it as a constant
+    lk.cross_entropy(x, t % 5, torch.ones(5, dtype=torch.float64, requires_grad=True))
+    assert applied == []
