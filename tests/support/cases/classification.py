@@ -54,7 +54,10 @@ def _bce_logits_args(weighted, pos_weight):
     return make
 
 
-def _ce_args(shape=(6, 5), axis=-1, weight=False, ignore=False, soft=False, **options):
+def class_axis_args(shape=(6, 5), axis=-1, weight=False, ignore=False, soft=False, **options):
+    """Arguments of a loss over a class axis: logits of ``shape``, integer targets (some
+    ``ignore_index`` with ``ignore``) or class probabilities (``soft``), optional class weights."""
+
     def make(rng):
         x = rng.normal(size=shape) * 2
         c = shape[axis]
@@ -99,7 +102,7 @@ def _torch_nll(a, k, r):
 
 
 def _nll_args(**options):
-    base = _ce_args(**options)
+    base = class_axis_args(**options)
 
     def make(rng):
         (x, t), k = base(rng)
@@ -113,7 +116,7 @@ def _nll_args(**options):
 
 
 def _prob_args(shape=(6, 5), axis=-1, soft=False, **options):
-    base = _ce_args(shape, axis, soft=soft, **options)
+    base = class_axis_args(shape, axis, soft=soft, **options)
 
     def make(rng):
         (x, t), kwargs = base(rng)
@@ -192,46 +195,53 @@ CASES = [
     Case(
         id="cross_entropy",
         fn=lk.cross_entropy,
-        make_args=_ce_args(),
+        make_args=class_axis_args(),
         reference=_torch_ce,
         perfect=None,
     ),
-    Case(id="cross_entropy-1d", fn=lk.cross_entropy, make_args=_ce_args(shape=(7,)), reference=_torch_ce),
+    Case(
+        id="cross_entropy-1d", fn=lk.cross_entropy, make_args=class_axis_args(shape=(7,)), reference=_torch_ce
+    ),
     Case(
         id="cross_entropy-weight-ignore",
         fn=lk.cross_entropy,
-        make_args=_ce_args(weight=True, ignore=True),
+        make_args=class_axis_args(weight=True, ignore=True),
         reference=_torch_ce,
     ),
     Case(
         id="cross_entropy-weight-ignore-smoothing",
         fn=lk.cross_entropy,
-        make_args=_ce_args(weight=True, ignore=True, label_smoothing=0.15),
+        make_args=class_axis_args(weight=True, ignore=True, label_smoothing=0.15),
         reference=_torch_ce,
     ),
     Case(
         id="cross_entropy-axis1-spatial",
         fn=lk.cross_entropy,
-        make_args=_ce_args(shape=(3, 4, 2, 5), axis=1, weight=True, ignore=True, label_smoothing=0.1),
+        make_args=class_axis_args(shape=(3, 4, 2, 5), axis=1, weight=True, ignore=True, label_smoothing=0.1),
         reference=_torch_ce,
     ),
     Case(
         id="cross_entropy-batch-seq-vocab",
         fn=lk.cross_entropy,
-        make_args=_ce_args(shape=(2, 3, 7), label_smoothing=0.05),
+        make_args=class_axis_args(shape=(2, 3, 7), label_smoothing=0.05),
         reference=_torch_ce,
     ),
     Case(
         id="cross_entropy-temperature",
         fn=lk.cross_entropy,
-        make_args=_ce_args(temperature=0.7, weight=True),
+        make_args=class_axis_args(temperature=0.7, weight=True),
         reference=_torch_ce,
     ),
-    Case(id="cross_entropy-soft", fn=lk.cross_entropy, make_args=_ce_args(soft=True), reference=_torch_ce),
+    Case(
+        id="cross_entropy-soft",
+        fn=lk.cross_entropy,
+        make_args=class_axis_args(soft=True),
+        reference=_torch_ce,
+    ),
     Case(
         id="cross_entropy-soft-weight-smoothing-axis1",
         fn=lk.cross_entropy,
-        make_args=_ce_args(shape=(3, 4, 2), axis=1, soft=True, weight=True, label_smoothing=0.2),
+        make_args=class_axis_args(shape=(3, 4, 2), axis=1, soft=True, weight=True, label_smoothing=0.2),
         reference=_torch_ce,
     ),
     Case(id="nll", fn=lk.nll, make_args=_nll_args(), reference=_torch_nll),

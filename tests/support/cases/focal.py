@@ -9,6 +9,7 @@ import numpy as np
 import losskit as lk
 
 from . import Case
+from .classification import class_axis_args
 
 
 def _torch():
@@ -52,28 +53,6 @@ def _sigmoid_focal_perfect(rng):
 
 
 # -- softmax focal and poly-1 (integer targets): the formulas in PyTorch ops ----------------
-
-
-def _class_args(shape=(6, 5), axis=-1, weight=False, ignore=False, soft=False, **options):
-    def make(rng):
-        x = rng.normal(size=shape) * 2
-        c = shape[axis]
-        sample_shape = tuple(d for i, d in enumerate(shape) if i != axis % len(shape))
-        if soft:
-            t = rng.uniform(size=shape)
-            t = t / t.sum(axis=axis, keepdims=True)
-        else:
-            t = np.array(rng.integers(0, c, size=sample_shape))
-            if ignore:
-                t.reshape(-1)[::3] = -100
-        kwargs = dict(options)
-        if axis != -1:
-            kwargs["axis"] = axis
-        if weight:
-            kwargs["weight"] = rng.uniform(0.2, 2.0, size=(c,))
-        return (x, t), kwargs
-
-    return make
 
 
 def _target_terms(x, t, k):
@@ -160,49 +139,49 @@ CASES = [
     Case(
         id="softmax_focal",
         fn=lk.softmax_focal,
-        make_args=_class_args(),
+        make_args=class_axis_args(),
         reference=_torch_softmax_focal,
     ),
     Case(
         id="softmax_focal-gamma0.5-weight-ignore",
         fn=lk.softmax_focal,
-        make_args=_class_args(weight=True, ignore=True, gamma=0.5),
+        make_args=class_axis_args(weight=True, ignore=True, gamma=0.5),
         reference=_torch_softmax_focal,
     ),
     Case(
         id="softmax_focal-axis1-spatial-normalizer",
         fn=lk.softmax_focal,
-        make_args=_class_args(shape=(3, 4, 2), axis=1, ignore=True, gamma=3.0, normalizer=10.0),
+        make_args=class_axis_args(shape=(3, 4, 2), axis=1, ignore=True, gamma=3.0, normalizer=10.0),
         reference=_torch_softmax_focal,
     ),
     Case(
         id="poly1_cross_entropy",
         fn=lk.poly1_cross_entropy,
-        make_args=_class_args(),
+        make_args=class_axis_args(),
         reference=_torch_poly1,
     ),
     Case(
         id="poly1_cross_entropy-eps2-weight-ignore",
         fn=lk.poly1_cross_entropy,
-        make_args=_class_args(weight=True, ignore=True, epsilon=2.0),
+        make_args=class_axis_args(weight=True, ignore=True, epsilon=2.0),
         reference=_torch_poly1,
     ),
     Case(
         id="poly1_cross_entropy-eps-1-axis1-normalizer",
         fn=lk.poly1_cross_entropy,
-        make_args=_class_args(shape=(3, 4, 2), axis=1, epsilon=-1.0, normalizer=4.0),
+        make_args=class_axis_args(shape=(3, 4, 2), axis=1, epsilon=-1.0, normalizer=4.0),
         reference=_torch_poly1,
     ),
     Case(
         id="poly1_cross_entropy-soft",
         fn=lk.poly1_cross_entropy,
-        make_args=_class_args(soft=True, epsilon=2.0),
+        make_args=class_axis_args(soft=True, epsilon=2.0),
         optax_reference=_optax_poly1,
     ),
     Case(
         id="poly1_cross_entropy-soft-weight-axis1",
         fn=lk.poly1_cross_entropy,
-        make_args=_class_args(shape=(3, 4, 2), axis=1, soft=True, weight=True),
+        make_args=class_axis_args(shape=(3, 4, 2), axis=1, soft=True, weight=True),
         reference=_torch_poly1,
     ),
 ]
