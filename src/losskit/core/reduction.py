@@ -74,7 +74,9 @@ def make_reducer(
 
     ``mean`` divides by the number of counted elements, or by the sum of ``weights`` over the
     counted elements when given (PyTorch's weighted mean), or by ``normalizer`` when given.
-    When nothing counts, ``mean`` is 0 with a zero gradient (PyTorch returns NaN).
+    When nothing counts, ``mean`` is 0 with a zero gradient (PyTorch returns NaN); when elements
+    count, a weighted mean divides by their weights' sum whatever its sign (PyTorch's rule: a
+    negative sum flips the sign, a sum of exactly 0 gives inf or NaN).
     ``batchmean`` divides by ``batch_size`` (the first dimension of the input).
     """
     check_reduction(reduction, allowed)
@@ -99,11 +101,16 @@ def make_reducer(
         return Reducer(xp, reduction, mask, 1.0 / n)
     if weights is None:
         denominator = xp.sum(xp.astype(mask, dtype))
+        counted = denominator > 0
     else:
         w = weights if mask is None else xp.where(mask, weights, xp.zeros_like(weights))
         denominator = xp.sum(w)
-    # when nothing counts the sum is 0 too, and 0 (with a zero gradient) is the honest answer
-    positive = denominator > 0
-    safe = xp.where(positive, denominator, xp.ones_like(denominator))
-    factor = xp.where(positive, 1.0 / safe, xp.zeros_like(denominator))
+        if mask is None:  # every element counts (a loss is never empty)
+            return Reducer(xp, reduction, mask, 1.0 / denominator)
+        counted = xp.any(mask)
+    # Only when nothing counts is the mean 0 with a zero gradient.  Otherwise the weighted mean
+    # divides by the counted weights' sum whatever its sign, as PyTorch does: negative weights
+    # give a mean of the other sign, and a sum of exactly 0 gives inf or NaN, never a silent 0.
+    safe = xp.where(counted, denominator, xp.ones_like(denominator))
+    factor = xp.where(counted, 1.0 / safe, xp.zeros_like(denominator))
     return Reducer(xp, reduction, mask, factor)
