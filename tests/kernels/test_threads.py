@@ -145,6 +145,33 @@ def test_fork_while_the_pool_lock_is_held():
     assert status == 0
 
 
+def test_fork_while_another_thread_holds_the_buffer_cache_lock():
+    from losskit.kernels import buffer_cache
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with buffer_cache._lock:
+            held.set()
+            release.wait(TIMEOUT)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(TIMEOUT)
+
+        def child():  # a gradient of 32 MiB or more goes through the cache and its lock
+            big = buffer_cache.empty((1024, 8192), np.float32)
+            del big
+            return buffer_cache.cached_bytes() in (0, 32 << 20)
+
+        status = _fork_and_wait(child)
+    finally:
+        release.set()
+        holder.join()
+    assert status == 0
+
+
 # -- exceptions --------------------------------------------------------------------------------
 
 

@@ -13,6 +13,16 @@ the lease alive; when the last one is gone the lease is collected and a ``weakre
 puts the raw memory back in the cache.  Memory is therefore never reused while anything can
 still see it.
 
+Which buffer serves a request: the smallest released one that holds it (the same size first,
+so a steady loop gets its own buffer back), its front handed out as the array.  So a batch
+shape that changes every step (dynamic padding, a short last batch) is served from the larger
+buffers of earlier steps.  When no released buffer is large enough, every released one is
+smaller than what the loop needs now: they are dropped before the new buffer is allocated.
+Between two such allocations the buffers only move between the caller and the cache, so the
+cache and the caller together never own more buffers than the caller held at once when the
+last one was allocated (a loop that keeps one step's gradient while computing the next: two),
+each no larger than the largest request -- never a collection of sizes that cannot be reused.
+
 The cache holds at most ``max_bytes`` of released buffers (default 4 GiB; 0 disables it) and
 only buffers of at least 32 MiB, below which fresh pages are cheap.
 """
@@ -20,6 +30,7 @@ only buffers of at least 32 MiB, below which fresh pages are cheap.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import weakref
 
@@ -66,20 +77,36 @@ def _give_back(raw: np.ndarray) -> None:
         _spare.append(raw)
 
 
+def _take_locked(nbytes: int) -> np.ndarray | None:
+    """The smallest released buffer of at least ``nbytes`` (the most recently released among
+    equals), out of the cache; with none large enough, drop them all and return None."""
+    best = None
+    for raw in reversed(_spare):  # the most recently released first
+        size = raw.nbytes
+        if size >= nbytes and (best is None or size < best.nbytes):
+            best = raw
+            if size == nbytes:
+                break
+    if best is None:
+        _spare.clear()
+        return None
+    for i, raw in enumerate(_spare):  # by identity: == on arrays compares their elements
+        if raw is best:
+            del _spare[i]
+            break
+    return best
+
+
 def empty(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """Like ``np.empty(shape, dtype)``, reusing a released buffer of the same size if one is
-    cached.  The contents are arbitrary."""
+    """Like ``np.empty(shape, dtype)``, reusing a released buffer at least as large if one is
+    cached (the smallest such).  The contents are arbitrary."""
     dtype = np.dtype(dtype)
     shape = tuple(int(s) for s in shape)
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < _MIN_BYTES or _max_bytes == 0 or dtype.hasobject:
         return np.empty(shape, dtype)
-    raw = None
     with _lock:
-        for i in range(len(_spare) - 1, -1, -1):  # the most recently released first
-            if _spare[i].nbytes == nbytes:
-                raw = _spare.pop(i)
-                break
+        raw = _take_locked(nbytes)
     if raw is None:
         raw = np.empty(nbytes, np.uint8)
     lease = _Lease(raw, shape, dtype)
@@ -104,6 +131,16 @@ def set_buffer_cache(max_bytes: int) -> None:
 def get_buffer_cache() -> int:
     """The cache's limit in bytes (see :func:`set_buffer_cache`)."""
     return _max_bytes
+
+
+def _forget_lock_after_fork() -> None:
+    """In a forked child the lock may be held by a thread that does not exist there."""
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_lock_after_fork)
 
 
 def cached_bytes() -> int:

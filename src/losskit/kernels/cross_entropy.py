@@ -95,8 +95,8 @@ def fused_cross_entropy(
         Reusing one buffer across training steps saves the kernel's zeroing of fresh pages
         (about 40 ms per GB on the benchmark machine).  Without ``out``, a gradient of 32 MiB
         or more comes from :func:`~losskit.kernels.set_buffer_cache`'s cache, which hands out
-        a released gradient of the same size again, so a loop that drops each step's gradient
-        gets the same saving.
+        a released gradient buffer again (the same size, or the smallest larger one), so a
+        loop that drops each step's gradient gets the same saving.
       kernel: ``"auto"`` (default: NumPy, or numba when ``LOSSKIT_FUSED_KERNEL=numba``),
         ``"numpy"`` or ``"numba"``.
       **options: cross-entropy's keyword options ``ignore_index``, ``label_smoothing``,
@@ -230,7 +230,7 @@ def cross_entropy_rows(
             g2 = x2
         elif out is not None:
             g2 = out.reshape(x2.shape)
-        else:  # a released gradient of the same size is reused: no fresh pages to fault in
+        else:  # a released gradient buffer is reused: no fresh pages to fault in
             g2 = buffer_cache.empty(x2.shape, x2.dtype)
     else:
         g2 = None
