@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import losskit as lk
+from losskit.losses.classification import binary_brier
 from tests.support.backends import BY_NAME
 from tests.support.numerics import assert_where_matches_subset
 
@@ -43,6 +44,74 @@ def test_brier_matches_scikit_learn(rng):
     tb = rng.integers(0, 2, size=20)
     two = np.stack([1 - pb, pb], axis=1)
     assert float(lk.brier(two, tb)) / 2 == pytest.approx(metrics.brier_score_loss(tb, pb), rel=1e-12)
+
+
+def test_binary_brier_is_scikit_learns_brier_score_loss(rng):
+    metrics = pytest.importorskip("sklearn.metrics")
+    p = rng.uniform(size=40)
+    y = rng.integers(0, 2, size=40)
+    expected = metrics.brier_score_loss(y, p)
+    assert float(binary_brier(p, y.astype(float))) == pytest.approx(expected, rel=1e-12)
+    assert float(binary_brier(p, y)) == pytest.approx(expected, rel=1e-12)  # integer 0/1 labels
+    assert float(binary_brier(p, y.astype(bool))) == pytest.approx(expected, rel=1e-12)
+    # the worked example of the docstring
+    p4, y4 = np.array([0.1, 0.9, 0.8, 0.3]), np.array([0, 1, 1, 0])
+    assert float(binary_brier(p4, y4)) == pytest.approx(0.0375, rel=1e-12)
+    assert float(binary_brier(p4, y4)) == pytest.approx(metrics.brier_score_loss(y4, p4), rel=1e-12)
+    # the two-class multiclass score is twice the binary one
+    two = np.stack([1 - p, p], axis=1)
+    assert float(lk.brier(two, y)) == pytest.approx(2 * expected, rel=1e-12)
+    _, g = lk.value_and_grad(binary_brier)(p, y)
+    np.testing.assert_allclose(g, 2 * (p - y) / p.size, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["torch", "jax", "array_api_strict", "dask"])
+def test_binary_brier_integer_labels_on_every_backend(name):
+    backend = BY_NAME[name]
+    p, y = np.array([0.1, 0.9, 0.8, 0.3]), np.array([0, 1, 1, 0])
+    out = binary_brier(backend.to(p), backend.to(y))
+    assert float(backend.back(out)) == pytest.approx(0.0375, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "call,error,match",
+    [
+        (
+            lambda: binary_brier(np.array([0.2, 1.5]), np.array([0, 1])),
+            ValueError,
+            "input must hold probabilities",
+        ),
+        (lambda: binary_brier(np.array([0.2, 0.5]), np.array([0, 2])), ValueError, r"target must only hold"),
+        (lambda: binary_brier(np.array([0.2, 0.5]), np.array([0.0, 1.0, 1.0])), ValueError, "same shape"),
+    ],
+)
+def test_binary_brier_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [np.array([0.0, 1.0, 1.0, 0.0]), np.array([0, 1, 1, 0]), np.array([False, True, True, False])],
+    ids=["float", "int", "bool"],
+)
+def test_brier_refuses_1d_binary_probabilities_and_names_binary_brier(target):
+    # scikit-learn's brier_score_loss(y, p) call: one probability per sample, 0/1 labels
+    p = np.array([0.1, 0.9, 0.8, 0.3])
+    with pytest.raises((ValueError, TypeError), match=r"binary_brier\(p, y\)"):
+        lk.brier(p, target)
+
+
+def test_brier_refuses_a_class_axis_of_one_and_names_binary_brier():
+    p = np.array([[0.1], [0.9], [0.8]])
+    with pytest.raises(ValueError, match=r"class axis of size >= 2.*binary_brier"):
+        lk.brier(p, np.array([[0.0], [1.0], [1.0]]))
+
+
+def test_brier_still_takes_one_sample_as_a_1d_distribution():
+    p = np.array([0.2, 0.5, 0.3])
+    assert float(lk.brier(p, np.array(1))) == pytest.approx(0.04 + 0.25 + 0.09)
+    assert float(lk.brier(p, np.array([0.0, 1.0, 0.0]))) == pytest.approx(0.04 + 0.25 + 0.09)
 
 
 # -- smooth_labels --------------------------------------------------------------------------------
@@ -149,7 +218,7 @@ def test_bad_input(call, error, match):
 
 
 def test_catalog_entries():
-    for name in ["generalized_cross_entropy", "brier"]:
+    for name in ["generalized_cross_entropy", "brier", "binary_brier"]:
         info = lk.lookup(name)
         assert info.family == "classification" and info.input_space == "probabilities"
     assert "smooth_labels" in lk.__all__

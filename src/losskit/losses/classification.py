@@ -1,5 +1,6 @@
 """Classification losses: binary and multiclass cross-entropy, negative log-likelihood,
-generalized (noise-robust) cross-entropy, the Brier score, and the label-smoothing helper.
+generalized (noise-robust) cross-entropy, the multiclass and binary Brier scores, and the
+label-smoothing helper.
 
 Class-axis convention: the class axis is the ``axis=`` keyword, default -1 (the last), so a
 ``[batch, seq, vocab]`` array works as is; pass ``axis=1`` for PyTorch's ``(N, C, d1, ...)``
@@ -23,6 +24,7 @@ from ..core.backend import (
     cast,
     compute_dtype,
     finish,
+    is_floating,
     is_integer,
     library_name,
     lift,
@@ -35,6 +37,7 @@ from ..core.pointwise import pointwise_loss
 from ..core.reduction import make_reducer
 from ..core.specs import CrossEntropyArrays, CrossEntropyOptions, CrossEntropySpec
 from ..core.validation import (
+    any_true,
     check_axis,
     check_broadcastable_to,
     check_class_indices,
@@ -44,6 +47,7 @@ from ..core.validation import (
     check_no_nan,
     check_nonempty,
     check_number,
+    check_values_in,
 )
 
 __all__ = [
@@ -53,6 +57,7 @@ __all__ = [
     "nll",
     "generalized_cross_entropy",
     "brier",
+    "binary_brier",
     "smooth_labels",
 ]
 
@@ -507,14 +512,23 @@ def brier(
       axis: the class axis (default -1).
       reduction, where: see the module docstring.
 
+    A 1-d ``input`` is *one* sample's class probabilities.  One probability per sample for a
+    binary problem (scikit-learn's ``brier_score_loss(y, p)``) is :func:`binary_brier`'s
+    input: ``brier`` refuses a 1-d input that is not one distribution (values that do not sum
+    to 1, or one label per value) and a class axis of size 1, and says so.
+
     Equivalent: scikit-learn ``brier_score_loss(y, p, scale_by_half=False)`` for multiclass
-    ``p`` (its binary default halves the two-class score, i.e. uses only the positive column).
+    ``p`` (its binary default halves the two-class score, i.e. uses only the positive column:
+    that is :func:`binary_brier`).
     """
     xp = namespace(input=input, target=target, where=where)
+    _check_not_binary(xp, input, target, axis)
     axis, num_classes, sample_shape, indices = check_class_targets(xp, input, target, axis, -100)
     if indices:
         check_class_indices(xp, target, num_classes, None)
     check_in_unit_interval(xp, input, "input")
+    if input.ndim == 1 and not indices:
+        _check_one_distribution(xp, input, target)
     out_dtype = input.dtype if indices else xp.result_type(input.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
     p = xp.moveaxis(cast(xp, input, dtype), axis, -1)
@@ -533,6 +547,106 @@ def brier(
         if 1 in wrt and not indices:
             grads[1] = -g
     return finish(xp, out_dtype, reducer.value(value), grads)
+
+
+_BINARY_HINT = (
+    "for one probability of the positive class per sample and 0/1 labels (scikit-learn's "
+    "brier_score_loss(y, p)) call losskit.binary_brier(p, y); for N samples of C classes pass "
+    "input of shape (N, C)"
+)
+
+
+def _check_not_binary(xp: Namespace, input: Array, target: Array, axis: object) -> None:
+    """Refuse what reads as a binary problem: a class axis of size 1, or a 1-d input with one
+    label per value."""
+    if input.ndim == 0:
+        return  # check_class_targets says what is wrong
+    if input.shape[check_axis(axis, input.ndim)] == 1:
+        raise ValueError(f"brier needs a class axis of size >= 2 (axis={axis} has 1 class); {_BINARY_HINT}")
+    if input.ndim == 1 and tuple(target.shape) == tuple(input.shape) and not is_floating(xp, target):
+        raise ValueError(
+            f"brier reads a 1-d input as one sample's {input.shape[0]} class probabilities, and "
+            f"its target as their distribution, but target holds {target.dtype} labels, one per "
+            f"value; {_BINARY_HINT}"
+        )
+
+
+def _check_one_distribution(xp: Namespace, input: Array, target: Array) -> None:
+    """A 1-d input and target are one sample's class probabilities: each sums to 1."""
+    tolerance = input.shape[0] * float(xp.finfo(compute_dtype(xp, input.dtype)).eps) ** 0.5
+    for name, a in (("input", input), ("target", target)):
+        error = xp.abs(xp.sum(xp.astype(a, compute_dtype(xp, a.dtype))) - 1.0)
+        if any_true(xp, error > tolerance):
+            raise ValueError(
+                f"brier reads a 1-d input as one sample's {input.shape[0]} class probabilities, "
+                f"but {name}'s values sum to {float(xp.sum(a)):g}, not 1; {_BINARY_HINT}"
+            )
+
+
+def _binary_brier_core(xp, p, y, need_grad):
+    d = p - y
+    if not need_grad:
+        return d * d, None, None
+    return d * d, 2.0 * d, -2.0 * d
+
+
+@catalogued(
+    family="classification",
+    input_space="probabilities",
+    formula="(p - y)^2, p = P(y = 1)",
+    torch=None,
+    optax=None,
+    keras=None,
+)
+@loss_function
+def binary_brier(
+    input: Array,
+    target: Array,
+    *,
+    reduction: str = "mean",
+    where: Array | None = None,
+    wrt: frozenset[int] = frozenset(),
+) -> LossResult:
+    r"""Binary Brier score: :math:`\ell_i = (p_i - y_i)^2` for the predicted probability
+    :math:`p_i` of the positive class and the label :math:`y_i \in \{0, 1\}` (or a soft label
+    in [0, 1]).
+
+    The mean is scikit-learn's ``brier_score_loss(y, p)``: for ``p = [0.1, 0.9, 0.8, 0.3]``
+    and ``y = [0, 1, 1, 0]`` it is :math:`(0.01 + 0.01 + 0.04 + 0.09) / 4 = 0.0375`.  A strictly
+    proper scoring rule, bounded in [0, 1]; it is half the two-class :func:`brier` of
+    ``stack([1 - p, p], axis=-1)``.  Gradient: :math:`2(p - y)` (target: :math:`-2(p - y)` for
+    floating labels).
+
+    Args:
+      input: probabilities of the positive class, any shape (e.g. ``(N,)``), values in [0, 1].
+      target: labels of ``input``'s shape: integer or boolean 0/1, or floating in [0, 1].
+      reduction: ``"mean"`` (default, over elements), ``"sum"`` or ``"none"``.
+      where: optional boolean mask of counted elements.
+
+    Equivalent: scikit-learn ``brier_score_loss(y, p)`` (binary labels, ``scale_by_half``
+    left at its default); Keras ``MeanSquaredError`` on probabilities.  Reference: Brier,
+    Verification of Forecasts Expressed in Terms of Probability, 1950.
+    """
+    xp = namespace(input=input, target=target, where=where)
+    check_float_array(xp, input, "input")
+    if not is_floating(xp, target):
+        if not (is_integer(xp, target) or xp.isdtype(target.dtype, "bool")):
+            raise TypeError(
+                f"target must hold 0/1 labels (integer, bool or floating); got dtype {target.dtype}"
+            )
+        check_values_in(xp, target, (0, 1), "target")
+        target = xp.astype(target, input.dtype)
+        wrt = wrt - {1}  # labels, not a differentiable argument
+    return pointwise_loss(
+        _binary_brier_core,
+        input,
+        target,
+        reduction=reduction,
+        where=where,
+        wrt=wrt,
+        input_check=lambda xp, a: check_in_unit_interval(xp, a, "input"),
+        target_check=lambda xp, a: check_in_unit_interval(xp, a, "target"),
+    )
 
 
 def smooth_labels(

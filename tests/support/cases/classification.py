@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 import losskit as lk
+from losskit.losses.classification import binary_brier
 
 from . import Case
 
@@ -161,6 +162,31 @@ def _brier_perfect(rng):
     return (np.eye(4)[t], t), {}
 
 
+def _binary_brier_args(soft):
+    def make(rng):
+        p = rng.uniform(0.02, 0.98, size=(12,) if not soft else (4, 3))
+        y = rng.uniform(0.05, 0.95, size=p.shape) if soft else rng.integers(0, 2, size=p.shape).astype(float)
+        return (p, y), {}
+
+    return make
+
+
+def _sklearn_binary_brier(a, k, r):
+    """scikit-learn's brier_score_loss for the mean (hard labels), its formula elementwise."""
+    p, y = a
+    per = (p - y) ** 2
+    if r == "mean" and np.all((y == 0) | (y == 1)):
+        from sklearn.metrics import brier_score_loss
+
+        return np.asarray(brier_score_loss(y.ravel(), p.ravel()))
+    return _reduce(per, r)
+
+
+def _binary_brier_perfect(rng):
+    y = rng.integers(0, 2, size=7).astype(float)
+    return (y.copy(), y), {}
+
+
 CASES = [
     Case(
         id="binary_cross_entropy",
@@ -277,6 +303,20 @@ CASES = [
         fn=lk.brier,
         make_args=_prob_args(shape=(3, 4, 2), axis=1, soft=True),
         reference=_torch_brier,
+        grad_argnums=(0, 1),
+    ),
+    Case(
+        id="binary_brier",
+        fn=binary_brier,
+        make_args=_binary_brier_args(soft=False),
+        numpy_reference=_sklearn_binary_brier,
+        perfect=_binary_brier_perfect,
+    ),
+    Case(
+        id="binary_brier-soft",
+        fn=binary_brier,
+        make_args=_binary_brier_args(soft=True),
+        numpy_reference=_sklearn_binary_brier,
         grad_argnums=(0, 1),
     ),
 ]
