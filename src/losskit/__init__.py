@@ -40,6 +40,7 @@ from .diagnostics import (
 from .evaluation import EvaluationError, evaluate  # imports Dask on first call, not here
 from .losses.activations import log_sigmoid, log_softmax, logsumexp, sigmoid, softmax, softplus, tanh
 from .losses.classification import (
+    binary_brier,
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     brier,
@@ -129,6 +130,7 @@ __all__ = [
     "nll",
     "generalized_cross_entropy",
     "brier",
+    "binary_brier",
     "smooth_labels",
     "sigmoid_focal",
     "softmax_focal",
