@@ -141,6 +141,32 @@ def _check_vocab_parallel_cross_entropy(rank, world):
         _close(out, ref, what + " loss")
         _close(local.grad, ref_in.grad[..., lo:hi], what + " grad")
 
+    # tokens of very different scale: within 600 of each other the exponentials share one shift
+    # (2 all-reduces), beyond that each token gets its own (3), and both give the reference's
+    # numbers; a block of the vocabulary masked with a large finite negative is such a case
+    wide = logits.clone()
+    wide[0, 2] += 400.0  # logsumexp 400 above the others
+    huge = logits.clone()
+    huge[0, 2] *= 1000.0
+    huge[1, 4] *= 1e-3
+    masked_finite = logits.clone()
+    masked_finite[2, 1, : sizes[0]] = -1e4
+    for name, x, collectives in (("wide", wide, 2), ("huge", huge, 3), ("-1e4 mask", masked_finite, 3)):
+        for reduction, eps, z in (("mean", 0.0, 0.0), ("none", 0.1, 1e-4)):
+            what = f"{name} (world={world}, rank={rank}, {reduction}, eps={eps}, z={z})"
+            ref_in = x.clone().requires_grad_()
+            ref = _reference(ref_in, target, eps=eps, z=z, reduction=reduction)
+            ref.backward(upstream if reduction == "none" else None)
+            local = x[..., lo:hi].clone().requires_grad_()
+            with counter.counting():
+                out = lkd.vocab_parallel_cross_entropy(
+                    local, target, label_smoothing=eps, z_loss=z, reduction=reduction
+                )
+                assert counter.take() == ["all_reduce"] * collectives, what
+            out.backward(upstream if reduction == "none" else None)
+            _close(out, ref, what + " loss", rtol=1e-12, atol=1e-9)
+            _close(local.grad, ref_in.grad[..., lo:hi], what + " grad")
+
     # a token whose logits are -inf over rank 0's whole shard (a masked block of the vocabulary)
     masked = logits.clone()
     masked[2, 0, : sizes[0]] = -math.inf
@@ -260,6 +286,21 @@ def _check_vocab_parallel_linear_cross_entropy(rank, world):
         dist.all_gather_single(gathered.reshape(-1), lx.grad.reshape(-1))
         assert all(torch.equal(gathered[0], gathered[r]) for r in range(world)), what
 
+    # one token's logits far larger than the others': each token gets its own shift
+    big = x.clone()
+    big[0, 3] *= 400.0
+    rx, rw = big.clone().requires_grad_(), weight.clone().requires_grad_()
+    ref = F.cross_entropy(F.linear(rx, rw).reshape(-1, V), target.reshape(-1))
+    ref.backward()
+    lx, lw = big.clone().requires_grad_(), weight[lo:hi].clone().requires_grad_()
+    with counter.counting():
+        out = lkd.vocab_parallel_linear_cross_entropy(lx, lw, target, chunk_size=3)
+        assert counter.take() == ["all_reduce"] * 3
+    out.backward()
+    _close(out, ref, "linear, tokens of different scale: loss", rtol=1e-12, atol=1e-9)
+    _close(lx.grad, rx.grad, "linear, tokens of different scale: input grad")
+    _close(lw.grad, rw.grad[lo:hi], "linear, tokens of different scale: weight grad")
+
     # only the weight needs a gradient: no all-reduce of the input's gradient
     lw = weight[lo:hi].clone().requires_grad_()
     with counter.counting():
@@ -344,6 +385,49 @@ def _check_gathered_info_nce(rank, world):
     _close(mean_grad / world, rt.grad, "temperature grad")
 
 
+def _check_different_shapes_are_refused(rank, world):
+    """Ranks that pass different numbers of tokens (or, to the linear loss, different hidden
+    sizes) get the same ValueError on every rank, before any collective whose size depends
+    on them (gloo aborts the process on such a mismatch); the group stays usable."""
+    sizes = _sizes(world)
+    V, lo = sum(sizes), sum(sizes[:rank])
+    hi = lo + sizes[rank]
+    D = 4
+    g = _gen(5)
+    logits = torch.randn(3, 5, V, generator=g, dtype=F64)
+    target = torch.randint(0, V, (3, 5), generator=g)
+    x = torch.randn(3, 5, D + 1, generator=g, dtype=F64)
+    weight = torch.randn(V, D + 1, generator=g, dtype=F64)
+    tokens = [15 - 2 * r for r in range(world)]  # 15 on rank 0, 13 on rank 1, ...
+    n = tokens[rank]
+    counts = re.escape(str(tokens))
+    local = logits.reshape(15, V)[:n, lo:hi].clone().requires_grad_()
+    message = rf"same number of tokens on every rank.* {counts} .*local_logits \({n}, {hi - lo}\)"
+    with pytest.raises(ValueError, match=message):
+        lkd.vocab_parallel_cross_entropy(local, target.reshape(15)[:n])
+    # a short last batch on one rank only, with the shapes' other axes alike
+    short = (3, 5) if rank == 0 else (2, 5)
+    with pytest.raises(ValueError, match=r"same number of tokens on every rank"):
+        lkd.vocab_parallel_cross_entropy(logits[: short[0], :, lo:hi], target[: short[0]])
+    lw = weight[lo:hi].clone().requires_grad_()
+    with pytest.raises(ValueError, match=rf"same number of tokens on every rank.* {counts}"):
+        lkd.vocab_parallel_linear_cross_entropy(x.reshape(15, D + 1)[:n], lw, target.reshape(15)[:n])
+    hidden = D + 1 if rank == 0 else D
+    with pytest.raises(ValueError, match=r"same hidden size on every rank.* \[5, 4"):
+        lkd.vocab_parallel_linear_cross_entropy(x[..., :hidden], weight[lo:hi, :hidden], target)
+    # the same calls with agreeing shapes still work, with the reference's numbers
+    local = logits[..., lo:hi].clone().requires_grad_()
+    ref_in = logits.clone().requires_grad_()
+    ref = F.cross_entropy(ref_in.reshape(-1, V), target.reshape(-1))
+    ref.backward()
+    out = lkd.vocab_parallel_cross_entropy(local, target)
+    out.backward()
+    _close(out, ref, "after the shape errors")
+    _close(local.grad, ref_in.grad[..., lo:hi], "grad after the shape errors")
+    out = lkd.vocab_parallel_linear_cross_entropy(x, lw, target)
+    _close(out, F.cross_entropy(F.linear(x, weight).reshape(-1, V), target.reshape(-1)), "linear after")
+
+
 class _TwoTower(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -405,12 +489,13 @@ def _check_ddp(rank, world):
 CHECKS = (
     _check_vocab_parallel_cross_entropy,
     _check_vocab_parallel_linear_cross_entropy,
+    _check_different_shapes_are_refused,
     _check_gathered_info_nce,
     _check_ddp,
 )
 
 
-def _worker(rank, world, port):
+def _worker(rank, world, port, checks=CHECKS):
     torch.set_num_threads(1)  # 2 cores shared by up to 4 ranks
     dist.init_process_group(
         "gloo",
@@ -420,7 +505,7 @@ def _worker(rank, world, port):
         timeout=datetime.timedelta(seconds=60),  # a rank stuck in a collective fails, not hangs
     )
     try:
-        for check in CHECKS:
+        for check in checks:
             check(rank, world)
         dist.barrier()
     finally:
@@ -433,6 +518,11 @@ def _worker(rank, world, port):
 @pytest.mark.parametrize("world", [2, 4])
 def test_distributed_losses_match_single_process(world):
     mp.spawn(_worker, args=(world, _free_port()), nprocs=world, join=True)
+
+
+def test_different_token_counts_raise_on_every_rank():
+    checks = (_check_different_shapes_are_refused,)
+    mp.spawn(_worker, args=(2, _free_port(), checks), nprocs=2, join=True)
 
 
 # -- single-process checks (no process group needed) -------------------------------------------

@@ -5,20 +5,26 @@ Import explicitly (``import losskit.torch.distributed``); it needs an initialise
 (``torch.distributed.init_process_group``), any backend (gloo on CPU, NCCL on GPU).
 
 Every function here is collective: all ranks of ``group`` must call it, in the same order, with
-tensors of the same shapes.  The number of collectives per call is fixed and stated in each
-docstring, so the communication cost of a training step can be counted:
+tensors of the same shapes (the cross-entropies check the token counts and hidden sizes in
+their first collective and raise ``ValueError`` on every rank when the ranks disagree).  The
+number of collectives per call is stated in each docstring, so the communication cost of a
+training step can be counted:
 
 ===========================================  ==========================  =========================
 function                                     forward                     backward
 ===========================================  ==========================  =========================
-:func:`vocab_parallel_cross_entropy`         2 all-reduces (max, sum)    none
-:func:`vocab_parallel_linear_cross_entropy`  2 all-reduces (max, sum)    1 all-reduce (sum), for
-                                                                         the input's gradient
+:func:`vocab_parallel_cross_entropy`         2 all-reduces (max,         none
+                                             sum) (*)
+:func:`vocab_parallel_linear_cross_entropy`  2 all-reduces (max,         1 all-reduce (sum), for
+                                             sum) (*)                    the input's gradient
 :func:`gathered_info_nce`                    1 all-gather (2 with        1 reduce-scatter (sum)
                                              ``symmetric=True`` or       per gathered tensor
                                              ``local_loss=False``)
 :func:`all_gather`                           1 all-gather                1 reduce-scatter (sum)
 ===========================================  ==========================  =========================
+
+(*) 3 all-reduces (max, max, sum) when the counted tokens' shard logsumexps span more than
+600, e.g. a block of the vocabulary masked with a large finite negative instead of ``-inf``.
 
 The all-reduces of the cross-entropies carry O(tokens) numbers (per-token statistics), never the
 logits.  Their values match the single-process losses to rounding: the tests compare loss and
@@ -105,35 +111,82 @@ def _fingerprint(target: torch.Tensor) -> torch.Tensor:
     return torch.stack([t.sum(), (t * torch.cos(position)).sum()])
 
 
-class _Shards:
-    """The result of the first all-reduce: the global row maximum of the shards' logsumexps,
-    and where this rank's shard sits in the vocabulary."""
+# the first all-reduce finds the largest counted shard logsumexp; when every counted token's
+# shard logsumexps lie within this much of it, that one number shifts the exponentials of the
+# second: exp(-600) ~ 1e-261 is still a normal float64 (underflow starts below exp(-708))
+_SHIFT_SPAN = 600.0
 
-    def __init__(self, lse_local, target, vocab_local, group, rank, world, ignore_index):
+
+class _Shards:
+    """What the first all-reduce establishes: that every rank holds the same tokens, where this
+    rank's shard sits in the vocabulary, and the shift of the exponentials the second
+    all-reduce sums.
+
+    ``shapes`` names this rank's arguments for the error messages (``{"local_logits": shape}``);
+    ``hidden`` is the hidden size of linear cross-entropy's input (0 for logits)."""
+
+    def __init__(self, lse_local, target, vocab_local, group, rank, world, ignore_index, shapes, hidden=0):
         n = lse_local.shape[0]
-        # one MAX all-reduce carries three things: the per-token maxima, every rank's shard
-        # size (each rank writes its own slot, the others hold 0) and a fingerprint of the
-        # targets with its negation (max(f) == -max(-f) only when every rank holds the same f)
-        buf = torch.zeros(n + world + 4, dtype=torch.float64, device=lse_local.device)
-        buf[:n] = lse_local
-        buf[n + rank] = vocab_local
+        device = lse_local.device
+        t = target.reshape(-1)
+        self.valid = t != ignore_index
+        lse64 = lse_local.to(torch.float64)
+        counted = self.valid & torch.isfinite(lse64)
+        # one MAX all-reduce of a fixed number of values, whatever the ranks' shapes, so ranks
+        # that disagree on them are told so here instead of crashing a collective sized by them:
+        # every rank's shard size, token count and hidden size (each rank writes its own slot,
+        # the others hold 0), a fingerprint of the targets with its negation (max(f) == -max(-f)
+        # only when every rank holds the same f), and the largest and (negated) smallest finite
+        # shard logsumexp of the counted tokens
+        buf = torch.zeros(3 * world + 6, dtype=torch.float64, device=device)
+        buf[rank] = vocab_local
+        buf[world + rank] = n
+        buf[2 * world + rank] = hidden
         fp = _fingerprint(target)
-        buf[n + world : n + world + 2] = fp
-        buf[n + world + 2 :] = -fp
+        buf[3 * world : 3 * world + 2] = fp
+        buf[3 * world + 2 : 3 * world + 4] = -fp
+        if n > 0:
+            buf[3 * world + 4] = torch.where(counted, lse64, -math.inf).amax()
+            buf[3 * world + 5] = torch.where(counted, -lse64, -math.inf).amax()
+        else:
+            buf[3 * world + 4 :] = -math.inf
         dist.all_reduce(buf, op=dist.ReduceOp.MAX, group=group)
-        head = buf[n:].tolist()  # one small host read; every rank sees the same numbers
-        sizes = [int(round(s)) for s in head[:world]]
-        if head[world : world + 2] != [-v for v in head[world + 2 :]]:
+        head = buf.tolist()  # one small host read; every rank sees the same numbers
+        sizes = [int(round(v)) for v in head[:world]]
+        tokens = [int(round(v)) for v in head[world : 2 * world]]
+        hiddens = [int(round(v)) for v in head[2 * world : 3 * world]]
+        shown = ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items())
+        if len(set(tokens)) > 1:
+            first = next(iter(shapes))
+            raise ValueError(
+                f"{first} must hold the same number of tokens on every rank of the group (each "
+                f"rank holds a shard of the vocabulary for the same tokens); got {tokens} tokens "
+                f"on ranks 0..{world - 1}, this rank ({rank}) has {shown}"
+            )
+        if len(set(hiddens)) > 1:
+            raise ValueError(
+                f"input must have the same hidden size on every rank of the group (each rank "
+                f"holds the rows of the output layer for a shard of the vocabulary); got hidden "
+                f"sizes {hiddens} on ranks 0..{world - 1}, this rank ({rank}) has {shown}"
+            )
+        if head[3 * world : 3 * world + 2] != [-v for v in head[3 * world + 2 : 3 * world + 4]]:
             raise ValueError(
                 "target must be identical on every rank of the group (each rank holds a shard "
                 "of the vocabulary for the same tokens); got different targets on different ranks"
             )
-        self.max = buf[:n]
+        largest, smallest = head[3 * world + 4], -head[3 * world + 5]
+        if largest - smallest <= _SHIFT_SPAN or not math.isfinite(largest):
+            # one shift for every token: no exponential overflows, none that counts underflows
+            self.max = torch.tensor(
+                largest if math.isfinite(largest) else 0.0, dtype=torch.float64, device=device
+            )
+        else:
+            # tokens of very different scale: each token's own largest shard logsumexp
+            self.max = lse64.clone()
+            dist.all_reduce(self.max, op=dist.ReduceOp.MAX, group=group)
         self.sizes = sizes
         self.offset = sum(sizes[:rank])
         self.num_classes = sum(sizes)
-        t = target.reshape(-1)
-        self.valid = t != ignore_index
         bad = self.valid & ((t < 0) | (t >= self.num_classes))
         if bool(bad.any()):
             index = int(t[bad][0])
@@ -223,7 +276,8 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         dtype = _compute_dtype(logits.dtype)
         x = logits.reshape(-1, vocab_local).to(dtype)
         lse_local = _local_logsumexp(x)
-        shards = _Shards(lse_local, target, vocab_local, group, rank, world, options.ignore_index)
+        named = {"local_logits": logits.shape, "target": target.shape}
+        shards = _Shards(lse_local, target, vocab_local, group, rank, world, options.ignore_index, named)
         picked = x.gather(1, shards.local_target[:, None]).squeeze(1)
         sum_local = torch.sum(x, dim=1, dtype=torch.float64) if options.label_smoothing > 0 else None
         shapes = (target.shape, logits.dtype, dtype)
@@ -277,15 +331,22 @@ def vocab_parallel_cross_entropy(
     times the upstream gradient (divided by the number of counted tokens for ``"mean"``).
 
     Collectives per call: **2 all-reduces in the forward, none in the backward.**  The first
-    (MAX) carries each token's largest shard logsumexp, the shard sizes and a fingerprint of the
-    targets; the second (SUM) carries each token's rescaled shard sum of exponentials, its
-    target logit and (with label smoothing) its sum of logits.  Both hold O(tokens) float64
-    numbers.  The backward recomputes the softmax of the local shard from the saved global
-    logsumexp, so after the forward only O(tokens) extra memory is kept.
+    (MAX) carries a fixed number of values: every rank's shard size, token count and hidden
+    size, a fingerprint of the targets, and the largest and smallest shard logsumexp of the
+    counted tokens.  Ranks that disagree on the number of tokens or on the targets all raise
+    ``ValueError`` there, before any collective sized by the tokens.  The second (SUM) carries
+    each token's shard sum of exponentials shifted by that largest logsumexp, its target logit
+    and (with label smoothing) its sum of logits: O(tokens) float64 numbers.  When the counted
+    tokens' shard logsumexps span more than 600 (so that a shared shift could underflow some
+    token's sum), a MAX all-reduce of each token's largest shard logsumexp comes between the
+    two and shifts each token by its own: 3 all-reduces.  The backward recomputes the softmax
+    of the local shard from the saved global logsumexp, so after the forward only O(tokens)
+    extra memory is kept.
 
     Args:
       local_logits: this rank's shard of the logits, shape ``(..., V_local)``, floating
-        (float16/bfloat16 are computed in float32 and the gradient cast back).
+        (float16/bfloat16 are computed in float32 and the gradient cast back), the same number
+        of tokens on every rank (checked: ``ValueError`` on every rank otherwise).
       target: integer class indices into the *whole* vocabulary, shape ``(...)``, identical
         on every rank (checked: different targets raise ``ValueError`` on every rank).
       group: the process group over which the vocabulary is sharded (default: the world).
@@ -361,7 +422,8 @@ class _VocabParallelLinearCrossEntropy(torch.autograd.Function):
             if sum_local is not None:
                 sum_local[start:stop] = torch.sum(logits, dim=1, dtype=torch.float64)
             del logits
-        shards = _Shards(lse_local, target, vocab_local, group, rank, world, spec.ignore_index)
+        named = {"input": input.shape, "local_weight": weight.shape}
+        shards = _Shards(lse_local, target, vocab_local, group, rank, world, spec.ignore_index, named, hidden)
         # the target logit is one dot product per token (O(N x D)), not a pass over the logits
         rows = w.index_select(0, shards.local_target)
         picked = (x.to(dtype) * rows).sum(dim=1)
@@ -457,13 +519,16 @@ def vocab_parallel_linear_cross_entropy(
     gradient) is the same on every rank; each rank gets its own shard of the weight (and bias)
     gradient, :math:`G_r^\top X`, exactly the matching rows of the unsharded gradient.
 
-    Collectives per call: **2 all-reduces in the forward** (MAX, then SUM, of O(tokens)
-    per-token statistics, as in :func:`vocab_parallel_cross_entropy`) **and 1 all-reduce in the
-    backward** (SUM of the input's gradient, ``tokens x hidden`` numbers, only when the input
-    requires a gradient), however many chunks there are.
+    Collectives per call: **2 all-reduces in the forward** (MAX of a fixed number of values, then
+    SUM of O(tokens) per-token statistics; 3 when the tokens' logsumexps span more than 600; as
+    in :func:`vocab_parallel_cross_entropy`, which says what the first one checks -- here the
+    hidden size too) **and 1 all-reduce in the backward** (SUM of the input's gradient,
+    ``tokens x hidden`` numbers, only when the input requires a gradient), however many chunks
+    there are.
 
     Args:
-      input: hidden states, shape ``(..., D)``, identical on every rank, floating.
+      input: hidden states, shape ``(..., D)``, identical on every rank, floating (the token
+        count and ``D`` are checked: ``ValueError`` on every rank when they differ).
       local_weight: this rank's rows of the output layer, shape ``(V_local, D)``.
       target: integer class indices into the whole vocabulary, shape ``input.shape[:-1]``,
         identical on every rank.
