@@ -2,6 +2,11 @@
 
 NumPy's ufuncs release the GIL, so two threads working on different row blocks really run at
 once.  The pool holds ``get_num_threads() - 1`` workers; the calling thread is the other one.
+
+Robustness: a forked child (``os.fork``, a ``multiprocessing`` pool with the fork start method)
+starts a pool of its own on its first call; an exception in any thread's share of the blocks
+(or Ctrl-C in the calling thread) stops the other threads after their current block and
+reaches the caller as itself; ``set_num_threads`` may be called while other threads compute.
 """
 
 from __future__ import annotations
