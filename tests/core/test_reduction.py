@@ -190,7 +190,9 @@ def test_weighted_mean_over_a_zero_weight_sum_is_pytorchs_not_a_silent_zero(weig
 def test_focal_and_poly_weighted_means_follow_cross_entropy_with_negative_weights():
     ce = float(lk.cross_entropy(_X, _T, _NEGATIVE))
     assert float(lk.softmax_focal(_X, _T, gamma=0.0, weight=_NEGATIVE)) == pytest.approx(ce, rel=1e-12)
-    assert float(lk.poly1_cross_entropy(_X, _T, epsilon=0.0, weight=_NEGATIVE)) == pytest.approx(ce, rel=1e-12)
+    assert float(lk.poly1_cross_entropy(_X, _T, epsilon=0.0, weight=_NEGATIVE)) == pytest.approx(
+        ce, rel=1e-12
+    )
 
 
 def test_make_reducer_weighted_mean_divides_by_the_signed_sum():
