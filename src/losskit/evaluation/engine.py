@@ -4,8 +4,9 @@
 column (Parquet) or array (``.npy``) of predictions and one of targets as Dask arrays, chunk by
 chunk (:mod:`.readers`), and compute one or several catalogued losses over all rows in a single
 pass: every loss is the ordinary array-API loss applied to the lazy Dask arrays, and all of them
-(with the NaN checks) are computed together, so each chunk is read once and memory stays bounded
-by the chunk size times the number of chunks in flight, whatever the size of the files.
+(with the NaN checks, and the losses' value checks run on each concrete chunk) are computed
+together, so each chunk is read once and memory stays bounded by the chunk size times the number
+of chunks in flight, whatever the size of the files.
 
 Dask is imported on first use, never at ``import losskit``.
 """
@@ -17,6 +18,7 @@ import contextlib
 import inspect
 import logging
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,8 +41,8 @@ _LOCAL_SCHEDULERS = ("threads", "processes", "synchronous", "sync")
 def _literal(text: str) -> Any:
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text  # a bare word: a string option such as reduction=sum
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return text  # a bare word: a string option such as reduction=sum (or nothing Python reads)
 
 
 def _parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -59,7 +61,13 @@ def _losses(loss) -> list[tuple[str, LossInfo, dict[str, Any]]]:
     if isinstance(loss, str):
         specs = [_parse_spec(loss)]
     elif isinstance(loss, Mapping):
-        specs = [(name, dict(options or {})) for name, options in loss.items()]
+        specs = []
+        for name, options in loss.items():
+            if options is not None and not isinstance(options, Mapping):
+                raise TypeError(
+                    f"loss: the options of {name!r} must be a dict of name -> value; got {options!r}"
+                )
+            specs.append((name, dict(options or {})))
     elif isinstance(loss, Sequence) and loss:
         if not all(isinstance(s, str) for s in loss):
             raise TypeError(
@@ -89,13 +97,23 @@ def _losses(loss) -> list[tuple[str, LossInfo, dict[str, Any]]]:
                 f"loss {name!r}: evaluate reports one number per loss; reduction='none' is not one"
             )
         label = (
-            name if not options else f"{name}(" + ", ".join(f"{k}={v!r}" for k, v in options.items()) + ")"
+            name
+            if not options
+            else f"{name}(" + ", ".join(f"{k}={_show(v)}" for k, v in options.items()) + ")"
         )
         if label in labels:
             raise EvaluationError(f"loss {label} is asked for twice")
         labels.add(label)
         out.append((label, info, options))
     return out
+
+
+def _show(value) -> str:
+    """An option's value in a label: arrays by their kind, shape and dtype, never their data."""
+    if _is_array(value) and len(value.shape) > 0:
+        kind = type(value).__module__.split(".")[0]
+        return f"<{kind} array {tuple(value.shape)} {value.dtype}>"
+    return repr(value)
 
 
 def _nan_rows(da, x):
@@ -106,27 +124,229 @@ def _nan_rows(da, x):
     return bad.sum(), da.argmax(bad)
 
 
-def _check_first_rows(pred, targ, losses) -> int:
-    """Run every loss on concrete first rows, inside a task of the one pass.
+def _whole_rows(x):
+    """``x`` chunked along its rows only, so that every chunk holds whole rows."""
+    if any(len(c) > 1 for c in x.chunks[1:]):
+        x = x.rechunk({axis: -1 for axis in range(1, x.ndim)})
+    return x
+
+
+def _is_array(value) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _array_options(options: dict[str, Any], pred) -> tuple[dict[str, Any], dict[str, Any], set[str]]:
+    """``(for the lazy call, for the chunk checks, per-row names)`` of one loss's options.
+
+    NumPy arrays become Dask arrays for the lazy call (every array of a call comes from one
+    library).  An array with one entry per row (a ``where`` mask, per-sample weights) is chunked
+    like the rows, and each chunk check gets its own rows of it; other arrays (per-class
+    weights) go whole to every check.
+    """
+    import dask.array as da
+
+    rows = pred.shape[0]
+    lazy, concrete, per_row = dict(options), dict(options), set()
+    for key, value in options.items():
+        if not _is_array(value) or not isinstance(value, (np.ndarray, da.Array)):
+            continue  # other libraries' arrays: the loss says what it makes of them
+        by_row = (
+            value.ndim >= 1
+            and value.shape[0] == rows
+            and (value.ndim > 1 or pred.ndim == 1 or key == "where")
+        )
+        if by_row:
+            chunks = (pred.chunks[0],) + tuple((d,) for d in value.shape[1:])
+            value = (
+                value.rechunk(chunks) if isinstance(value, da.Array) else da.from_array(value, chunks=chunks)
+            )
+            lazy[key] = concrete[key] = value
+            per_row.add(key)
+        elif isinstance(value, np.ndarray):
+            lazy[key] = da.from_array(value, chunks=value.shape or ())
+    return lazy, concrete, per_row
+
+
+def _blame(function, pred, targ, options: dict[str, Any], exc: Exception) -> str:
+    """The message of a loss's refusal, saying which array option it comes from when the
+    message does not name it (the call goes through without that option)."""
+    message = str(exc)
+    for key, value in options.items():
+        if not _is_array(value) or re.search(rf"\b{re.escape(key)}\b", message):
+            continue
+        try:
+            function(pred, targ, **{k: v for k, v in options.items() if k != key})
+        except (TypeError, ValueError):
+            continue
+        return f"{key} does not fit this loss and these predictions ({message})"
+    return message
+
+
+def _refusal(function, pred, targ, options: dict[str, Any]) -> str | None:
+    """The message with which a loss refuses these concrete arrays, or None."""
+    try:
+        function(pred, targ, **options)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def _check_chunk(pred, targ, start: int, losses) -> int:
+    """Run every loss on one chunk's concrete rows, inside a task of the one pass.
 
     On lazy Dask arrays the losses skip their value checks (class indices in range,
-    probabilities in [0, 1], ...); here the first chunk is a NumPy array, so those checks run,
-    and a column mixed up with another is reported instead of producing a meaningless number.
-    Rows holding NaN are left to the NaN check, which reports them by row.
+    probabilities in [0, 1], labels in {-1, 1}, ...); here the chunk is a NumPy array, so those
+    checks run, on every chunk, and a bad value anywhere (or a column mixed up with another) is
+    reported with its row instead of producing a meaningless number.  Once a loss refuses the
+    chunk, the first row it refuses is found by bisecting the chunk's prefixes: the error path
+    pays for that, a good chunk costs one call of each loss.  Rows holding NaN are left to the
+    NaN check, which reports them by row.
+
+    ``losses`` holds ``(label, name, options, per_row)``; the options named in ``per_row`` are
+    this chunk's rows of a per-row option, such as a ``where`` mask.
     """
-    rows = min(len(pred), len(targ))  # chunks of arrays given in memory may differ
-    pred, targ = pred[:rows], targ[:rows]
-    if any(x.dtype.kind == "f" and bool(np.isnan(x).any()) for x in (pred, targ)):
+    if any(x.dtype.kind in "fc" and bool(np.isnan(x).any()) for x in (pred, targ)):
         return 0
-    for label, name, options in losses:
-        try:
-            lookup(name).function(pred, targ, **options)
-        except (TypeError, ValueError) as exc:
-            raise EvaluationError(f"loss {label}: {exc} (in the first {len(pred)} rows)") from None
+    for label, name, options, per_row in losses:
+        function = lookup(name).function
+        error = _refusal(function, pred, targ, options)
+        if error is None:
+            continue
+        good, bad = 0, len(pred)  # the prefix of `bad` rows is refused, that of `good` rows is not
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            prefix = {k: v[:mid] if k in per_row else v for k, v in options.items()}
+            refused = _refusal(function, pred[:mid], targ[:mid], prefix)
+            if refused is None:
+                good = mid
+            else:
+                bad, error = mid, refused
+        raise EvaluationError(f"loss {label}: {error} (row {start + bad - 1})")
     return 0
 
 
+def _all_checked(results) -> int:
+    return sum(results)
+
+
 # -- running -------------------------------------------------------------------------------------
+
+
+def _check_scheduler(scheduler) -> None:
+    """A scheduler given by name must be a local scheduler's name or a Dask address."""
+    if not isinstance(scheduler, str) or scheduler in _LOCAL_SCHEDULERS:
+        return
+    try:
+        from distributed.comm import get_address_host_port, parse_address
+        from distributed.comm.registry import get_backend
+    except ImportError:  # pragma: no cover - part of the dask extra; _compute says what to install
+        return
+
+    try:
+        scheme, _ = parse_address(scheduler)
+        get_backend(scheme)
+        if scheme in ("tcp", "tls"):
+            get_address_host_port(scheduler)
+    except (ValueError, TypeError) as exc:
+        raise EvaluationError(
+            f"scheduler {scheduler!r} is neither a Dask scheduler address such as tcp://host:8786 "
+            f"({exc}) nor one of {', '.join(_LOCAL_SCHEDULERS)}"
+        ) from None
+
+
+def check_memory_limit(memory_limit, name: str = "memory_limit") -> None:
+    """A memory limit per worker as the local cluster takes it: ``None``, ``"auto"``, a number of
+    bytes (a fraction of the machine's memory when at most 1) or a size such as ``"2GiB"``."""
+    if memory_limit is None or memory_limit == "auto":
+        return
+    expected = "a size such as '2GiB', a number of bytes, or 'auto'"
+    if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, float, str)):
+        raise TypeError(f"{name} must be {expected}; got {type(memory_limit).__name__}")
+    value = memory_limit
+    if isinstance(value, str):
+        try:
+            from dask.utils import parse_bytes
+        except ImportError:  # pragma: no cover - the dask extra; evaluate says what to install
+            return
+        try:
+            value = float(value)
+        except ValueError:
+            try:
+                value = parse_bytes(value)
+            except (ValueError, TypeError):
+                raise EvaluationError(f"{name} must be {expected}; got {memory_limit!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise EvaluationError(f"{name} must be {expected}, not negative or infinite; got {memory_limit!r}")
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Ask the Dask scheduler at ``address`` who it is, all within ``timeout`` seconds.
+
+    Dask's own connection waits for the peer's handshake without a time limit, so a port that
+    accepts connections but is no scheduler (a dashboard, a proxy, a wedged scheduler) would
+    hold it forever.  This exchange (connect, handshake, one request and its answer) runs on an
+    event loop of its own in a thread of its own, under one deadline.
+    """
+    import asyncio
+    import threading
+
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    async def identity():
+        comm = await connect(address, timeout=timeout, **Security().get_connection_args("client"))
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["answer"] = asyncio.run(asyncio.wait_for(identity(), timeout))
+        except BaseException as exc:  # reported below, in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="losskit-scheduler-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 5.0)  # the deadline is the event loop's; this only guards against it
+    failure = f"cannot reach the Dask scheduler at {address}"
+    if thread.is_alive() or isinstance(outcome.get("error"), (asyncio.TimeoutError, TimeoutError)):
+        raise EvaluationError(
+            f"{failure}: no answer from a Dask scheduler within {timeout:g} s (is one running there, "
+            "and is this its address rather than its dashboard's?)"
+        )
+    error = outcome.get("error")
+    if isinstance(error, MemoryError):  # Dask reads a frame's length from what came, and allocates it
+        raise EvaluationError(f"{failure}: what it answers is not Dask's protocol; is it a Dask scheduler?")
+    if error is not None:
+        reason = str(error).strip() or type(error).__name__
+        raise EvaluationError(f"{failure}: {reason.splitlines()[0]}")
+    answer = outcome.get("answer")
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    if not (isinstance(kind, str) and "Scheduler" in kind):
+        what = f"a Dask {kind}" if isinstance(kind, str) else "something else"
+        raise EvaluationError(f"{address} answers as {what}, not a Dask scheduler")
+
+
+@contextlib.contextmanager
+def _connect(address: str, timeout: float):
+    """A client of the scheduler at ``address``, or an :class:`EvaluationError` within about
+    ``timeout`` seconds."""
+    from distributed import Client
+
+    _probe(address, timeout)
+    try:
+        client = Client(address, timeout=timeout)
+    except Exception as exc:  # whatever the connection raises, the user gets one line
+        reason = str(exc).strip() or type(exc).__name__
+        raise EvaluationError(
+            f"cannot reach the Dask scheduler at {address}: {reason.splitlines()[0]}"
+        ) from None
+    with client:
+        yield client
 
 
 def _compute(
@@ -160,17 +380,17 @@ def _compute(
                     n_workers=workers,
                     memory_limit=memory_limit if memory_limit is not None else "auto",
                     processes=True,
-                    dashboard_address=None,
+                    # no dashboard, and its HTTP server on a free local port: the default 8787
+                    # may be taken, which Dask reports with a warning on stderr
+                    dashboard_address="127.0.0.1:0",
+                    scheduler_kwargs={"dashboard": False},
                     # task errors reach the user once, through the client; not as worker logs too
                     silence_logs=logging.CRITICAL,
                 )
             )
             client = stack.enter_context(Client(cluster))
         elif isinstance(scheduler, str):
-            try:
-                client = stack.enter_context(Client(scheduler, timeout=connect_timeout))
-            except (OSError, TimeoutError) as exc:
-                raise EvaluationError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+            client = stack.enter_context(_connect(scheduler, connect_timeout))
         else:
             raise TypeError(
                 "scheduler must be None (a local cluster), a scheduler address, a distributed.Client, "
@@ -221,6 +441,10 @@ def evaluation_report(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive int; got {workers!r}")
     connect_timeout = check_number(connect_timeout, "connect_timeout", low=0.0, low_inclusive=False)
+    if connect_timeout == float("inf"):
+        raise ValueError("connect_timeout must be a finite number of seconds; got inf")
+    check_memory_limit(memory_limit)
+    _check_scheduler(scheduler)
     if (workers is not None or memory_limit is not None) and scheduler is not None:
         raise ValueError(
             "workers and memory_limit configure the local cluster; they cannot be used with scheduler"
@@ -237,26 +461,58 @@ def evaluation_report(
     if dtype == "float64":  # sums over millions of rows deserve float64
         pred = pred.astype(np.float64) if pred.dtype.kind == "f" else pred
         targ = targ.astype(np.float64) if targ.dtype.kind == "f" else targ
-    graph = {}
+    # one chunk of whole rows on either side: files are read so already; arrays given in memory
+    # may be chunked otherwise
+    pred, targ = _whole_rows(pred), _whole_rows(targ)
+    if targ.chunks[0] != pred.chunks[0]:
+        targ = targ.rechunk({0: pred.chunks[0]})
+    graph, specs = {}, []
     for label, info, options in losses:
+        lazy, concrete, per_row = _array_options(options, pred)
         try:
-            graph[label] = info.function(pred, targ, **options)
+            graph[label] = info.function(pred, targ, **lazy)
         except (TypeError, ValueError) as exc:
-            raise EvaluationError(f"loss {label}: {exc}") from None
+            raise EvaluationError(f"loss {label}: {_blame(info.function, pred, targ, lazy, exc)}") from None
         if graph[label].ndim != 0:
             raise EvaluationError(
                 f"loss {label} returns an array of shape {graph[label].shape}, not one number"
             )
+        specs.append((label, info.name, concrete, per_row))
     checks = {}
     for label, x in (("predictions", pred), ("targets", targ)):
         if x.dtype.kind == "f":
             checks[label] = _nan_rows(da, x)
-    # the first chunks, by their own keys: read once by the pass, so checking them is free
-    specs = [(label, info.name, options) for label, info, options in losses]
-    first = [x.to_delayed(optimize_graph=False).ravel()[0] for x in (pred, targ)]
-    first_rows = dask.delayed(_check_first_rows)(*first, specs)
+    # every loss on every chunk, by the chunks' own keys: read once by the pass, so checking
+    # them costs no read
+    blocks = {
+        key: x.to_delayed(optimize_graph=False).ravel()
+        for key, x in [("predictions", pred), ("targets", targ)]
+        + [((label, k), concrete[k]) for label, _, concrete, per_row in specs for k in per_row]
+    }
+    starts = np.cumsum((0,) + pred.chunks[0][:-1])
+    value_checks = [
+        dask.delayed(_check_chunk)(
+            blocks["predictions"][i],
+            blocks["targets"][i],
+            int(start),
+            [
+                (
+                    label,
+                    name,
+                    {k: blocks[label, k][i] if k in per_row else v for k, v in concrete.items()},
+                    per_row,
+                )
+                for label, name, concrete, per_row in specs
+            ],
+        )
+        for i, start in enumerate(starts)
+    ]
     results = _compute(
-        {**graph, **{f"nan {k}": v for k, v in checks.items()}, "first rows": first_rows},
+        {
+            **graph,
+            **{f"nan {k}": v for k, v in checks.items()},
+            "value checks": dask.delayed(_all_checked)(value_checks),
+        },
         scheduler,
         workers,
         memory_limit,
@@ -298,8 +554,11 @@ def evaluate(
     loss is exactly the in-memory value (its own reduction, e.g. the mean over all rows, or
     over the counted rows with ``ignore_index``), up to floating-point summation order.
     The losses' value checks (class indices in range, probabilities in [0, 1], ...), which lazy
-    arrays skip, run on the first chunk within the same pass, and rows holding NaN (or, in
-    Parquet, empty values) are reported by row number.
+    arrays skip, run on every chunk within the same pass (each loss is called once more on each
+    concrete chunk; no chunk is read twice): the first chunk found to hold a bad value stops the
+    run, naming its first bad row.  Rows holding NaN (or, in Parquet, empty values) are
+    reported by row number too.  Checks that relate rows to each other (hinge labels in
+    {-1, 1} or in {0, 1}, never both) hold within each chunk.
 
     Args:
       predictions: a ``.npy`` file, a Parquet file or a directory of Parquet files (read in
@@ -310,6 +569,8 @@ def evaluate(
       loss: a catalogued loss name (``"mse"``), a list of names, or a dict of name -> options
         (``{"huber": {"delta": 0.5}, "mae": {}}``); a name may carry options as
         ``"huber:delta=0.5"``.  Required.  Each loss must be called as ``loss(input, target)``.
+        Options may be NumPy or Dask arrays: one with an entry per row (a ``where`` mask, a
+        per-sample weight) is split like the rows; others (per-class weights) go whole.
       prediction_column: Parquet column of the predictions (default: ``prediction``,
         ``predictions``, ``pred`` or ``input``, else the only column).
       target_column: Parquet column of the targets (default: ``target``, ``targets``, ``label``
@@ -321,7 +582,9 @@ def evaluate(
       workers: worker processes of the local cluster (default: Dask's choice for this machine).
       memory_limit: memory limit per worker of the local cluster, e.g. ``"2GiB"`` (default
         ``"auto"``: the machine's memory shared among the workers).
-      connect_timeout: seconds to wait for the scheduler at ``scheduler``'s address (default 10).
+      connect_timeout: seconds to wait for the scheduler at ``scheduler``'s address: for the
+        whole connection (connect, handshake, the scheduler's first answer), so an address that
+        accepts connections but is no Dask scheduler fails in that time (default 10).
       chunk_rows: rows per chunk of ``.npy`` inputs, or ``"auto"`` (default: about 8 MiB per
         chunk, or the row groups of a Parquet input on the other side).  Parquet inputs are
         read one row group at a time.
@@ -336,7 +599,8 @@ def evaluate(
 
     Raises:
       EvaluationError (a ValueError): a missing or unreadable file, an unknown column or loss,
-      inputs whose row counts differ, NaN or empty (null) rows, arguments a loss refuses.
+      inputs whose row counts differ, NaN or empty (null) rows, arguments or values a loss
+      refuses, a scheduler address that cannot be reached within ``connect_timeout``.
 
     Example::
 

@@ -66,17 +66,22 @@ class _ParquetColumn:
         self.label = label
         self.origin = str(origin)
         groups = []  # (file index, row group index, first row, rows)
+        nulls = []  # empty values of each row group, as the file's statistics record them
         first_row = 0
         column_type = None
         for i, f in enumerate(files):
             meta = pq.ParquetFile(f)
             column_type = column_type or meta.schema_arrow.field(column).type
             for g in range(meta.num_row_groups):
-                n = meta.metadata.row_group(g).num_rows
-                if n:
-                    groups.append((i, g, first_row, n))
-                    first_row += n
+                group = meta.metadata.row_group(g)
+                if group.num_rows:
+                    groups.append((i, g, first_row, group.num_rows))
+                    nulls.append(_recorded_nulls(group, column))
+                    first_row += group.num_rows
         self.groups = groups
+        # rows of the column that are empty, per row group, from metadata alone (None when a file
+        # does not record them): an error names them all, not only those of the row group read
+        self.null_counts = None if None in nulls else tuple(nulls)
         self.row_chunks = tuple(n for *_, n in groups)
         rows = first_row
         value_type, width = column_type, None
@@ -123,21 +128,40 @@ class _ParquetColumn:
             # memory follows the chunks in flight, not every row group it has ever read
             pa.default_memory_pool().release_unused()
 
-    def _decode(self, index: int) -> np.ndarray:
-        """Row group ``index`` as a NumPy array that owns its memory (no Arrow buffer kept)."""
+    def _values(self, index: int):
+        """Row group ``index`` of the column as one Arrow array."""
         import pyarrow.parquet as pq
 
-        file_index, group, first_row, n = self.groups[index]
+        file_index, group, _, _ = self.groups[index]
         # one thread and no read-ahead buffer: Dask already runs one task per worker thread
         parquet = pq.ParquetFile(self.files[file_index], pre_buffer=False)
         column = parquet.read_row_group(group, columns=[self.column], use_threads=False)
-        values = column.column(0).combine_chunks()
+        return column.column(0).combine_chunks()
+
+    def _empty_rows(self, index: int, values) -> str:
+        """What to say of the empty (null) rows found in row group ``index``: how many the whole
+        column holds and the first of them, when the files' statistics tell; else those of this
+        row group."""
+        _, _, first_row, n = self.groups[index]
+        counts = self.null_counts
+        if counts is None or not counts[index]:
+            return (
+                f"has {values.null_count} empty (null) rows among rows {first_row} to {first_row + n - 1}, "
+                f"the first at row {first_row + _first_null(values)}"
+            )
+        first_group = next(i for i, count in enumerate(counts) if count)
+        if first_group != index:
+            values = self._values(first_group)
+        row = self.groups[first_group][2] + _first_null(values)
+        return f"has {sum(counts)} empty (null) rows, the first at row {row}"
+
+    def _decode(self, index: int) -> np.ndarray:
+        """Row group ``index`` as a NumPy array that owns its memory (no Arrow buffer kept)."""
+        _, _, first_row, n = self.groups[index]
+        values = self._values(index)
         where = f"{self.label} column {self.column!r} of {self.origin}"
         if values.null_count:
-            row = first_row + _first_null(values)
-            raise EvaluationError(
-                f"{where} has {values.null_count} empty (null) rows, the first at row {row}"
-            )
+            raise EvaluationError(f"{where} {self._empty_rows(index, values)}")
         if self.ndim == 1:
             return np.array(values.to_numpy(zero_copy_only=False), dtype=self.dtype)
         width = self.shape[1]
@@ -169,6 +193,17 @@ class _ParquetColumn:
         else:
             out = np.empty((0,) + self.shape[1:], dtype=self.dtype)
         return out[(slice(None),) + key[1:]]
+
+
+def _recorded_nulls(group, column: str) -> int | None:
+    """Empty values of a top-level numeric ``column`` in a row group's metadata, or None when the
+    file does not record them (or the column is nested: lists count their elements)."""
+    for j in range(group.num_columns):
+        chunk = group.column(j)
+        if chunk.path_in_schema == column:
+            stats = chunk.statistics
+            return int(stats.null_count) if stats is not None and stats.has_null_count else None
+    return None
 
 
 def _first_null(values) -> int:
@@ -364,5 +399,3 @@ def read_inputs(predictions, targets, prediction_column, target_column, chunk_ro
         else:
             described[label] = f"{type(x).__name__} of shape {tuple(arrays[label].shape)}"
     return arrays["predictions"], arrays["targets"], described
-
-
