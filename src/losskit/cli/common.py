@@ -8,11 +8,20 @@ import math
 import sys
 from typing import Any
 
-__all__ = ["CommandError", "print_json", "positive_int"]
+__all__ = ["CommandError", "one_line", "print_json", "positive_int"]
+
+# what str.splitlines() breaks a line at
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 class CommandError(Exception):
     """A mistake in the user's input (missing file, unknown name, ...): reported in one line."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: the line breaks inside it (from a file name, a column name, ...)
+    written as escapes, so that an error stays one line on stderr."""
+    return "".join(repr(c)[1:-1] if c in _LINE_BREAKS else c for c in text.strip())
 
 
 def print_json(obj: Any) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 from ..diagnostics.baseline import TASKS
@@ -39,10 +41,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..diagnostics import diagnose, read_log
     from ..diagnostics.baseline import task_baseline
-    from .common import CommandError, print_json
+    from ..diagnostics.logs import LogWarning
+    from .common import CommandError, one_line, print_json
 
     try:
-        history = read_log(args.log, format=args.format, train=args.train_column, val=args.val_column)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LogWarning)
+            history = read_log(args.log, format=args.format, train=args.train_column, val=args.val_column)
+        # a log read in part (damaged records skipped): one line each on stderr, and in the JSON
+        notes = [one_line(str(w.message)) for w in caught if issubclass(w.category, LogWarning)]
+        for w in caught:
+            if not issubclass(w.category, LogWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        for note in notes:
+            print(f"losskit diagnose: warning: {note}", file=sys.stderr)
         findings = diagnose(history, num_classes=args.classes, task=args.task, baseline=args.baseline)
         if args.baseline is not None:
             baseline = args.baseline
@@ -75,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
                 "baseline": baseline,
                 "findings": [f.to_dict() for f in findings],
                 "plot": None if written is None else str(written),
+                "warnings": notes,
             }
         )
         return 0

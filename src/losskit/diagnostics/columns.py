@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["normalise", "pick_loss_columns", "VAL_TOKENS"]
+__all__ = ["normalise", "pick_loss_columns", "listing", "VAL_TOKENS"]
 
 VAL_TOKENS = ("val", "valid", "validation", "eval", "evaluation", "dev")
 TRAIN_TOKENS = ("train", "training", "trn")
@@ -36,6 +36,12 @@ VAL_PREFERRED = (
     "validation_epoch_loss",
     "epoch_loss_validation",
 )
+
+
+def listing(names: Sequence[str]) -> str:
+    """Column names for a one-line message: ``a, b, c`` (``none`` when empty), a name with
+    line breaks or other unprintable characters in its ``repr`` form."""
+    return ", ".join(n if n.isprintable() else repr(n) for n in names) or "none"
 
 
 def normalise(name: str) -> str:
@@ -72,9 +78,7 @@ def pick_loss_columns(
     names = list(names)
     for given, what in ((train, "train"), (val, "validation")):
         if given is not None and given not in names:
-            raise ValueError(
-                f"no {what} loss column {given!r} in the log; columns: {', '.join(names) or 'none'}"
-            )
+            raise ValueError(f"no {what} loss column {given!r} in the log; columns: {listing(names)}")
     losses = [n for n in names if _is_loss(n)]
     vals = [n for n in losses if _tokens(n) & set(VAL_TOKENS)]
     trains = [n for n in losses if n not in vals]
@@ -82,7 +86,7 @@ def pick_loss_columns(
         if not trains:
             raise ValueError(
                 "no train loss column found (looked for names like 'loss', 'train_loss', 'train/loss'); "
-                f"columns: {', '.join(names) or 'none'}; name it explicitly"
+                f"columns: {listing(names)}; name it explicitly"
             )
         train = min(trains, key=lambda n: _rank(n, TRAIN_PREFERRED))
     if val is None and vals:

@@ -10,8 +10,10 @@ Formats (the ``format`` names):
 - ``"hf_trainer_state"``: Hugging Face Trainer's ``trainer_state.json`` (``log_history`` entries
   with ``loss`` and ``eval_loss``; the final summary entry is skipped).
 - ``"tensorboard"``: TensorBoard event files (a file ``events.out.tfevents.*`` or a directory
-  holding them, in sub-directories too, as Keras writes ``train/`` and ``validation/``), read
-  with the ``tensorboard`` package's event reader (``pip install 'losskit[logs]'``).
+  holding them, in sub-directories too, as Keras writes ``train/`` and ``validation/``), decoded
+  with the ``tensorboard`` package's protocol buffers (``pip install 'losskit[logs]'``).  A
+  damaged record (its checksum does not match) is skipped and the rest of the file read; a
+  :class:`LogWarning` says which file lost how many records.
 
 Columns (or tags) are matched by name: the train loss is a column whose name has the word
 ``loss`` and no validation word (``train_loss``, ``loss``, ``train/loss``, ...), the validation
@@ -25,21 +27,57 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .columns import pick_loss_columns
+from .columns import listing, pick_loss_columns
 from .history import History, Series
 
-__all__ = ["FORMATS", "LogError", "detect_format", "read_log"]
+__all__ = ["FORMATS", "LogError", "LogWarning", "detect_format", "read_log"]
 
 FORMATS = ("csv", "lightning_csv", "keras_csv", "hf_trainer_state", "tensorboard")
 
 
 class LogError(ValueError):
     """A log that cannot be read: missing, of an unknown format, empty, or without a loss."""
+
+
+class LogWarning(UserWarning):
+    """A log read in part: damaged records of an event file were skipped (the message says which
+    file and how many records)."""
+
+
+def _load_json(path: Path):
+    """The JSON value in ``path`` (a UTF-8 byte-order mark is allowed), or ``LogError``."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise LogError(f"{path} is not UTF-8 text: {exc}") from None
+    except RecursionError:
+        raise LogError(f"{path} holds JSON nested too deeply to be a training log") from None
+    except ValueError as exc:  # json.JSONDecodeError, and Python's limit on an integer's digits
+        raise LogError(f"{path} cannot be parsed as JSON: {exc}") from None
+
+
+def _log_history(state, path: Path) -> list:
+    """``state["log_history"]`` of a trainer_state.json, or ``LogError`` saying what came."""
+    if not isinstance(state, dict):
+        what = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(state), "a number"
+        )
+        raise LogError(
+            f"{path} holds {what}, not a Hugging Face trainer_state.json (an object with a "
+            "'log_history' list)"
+        )
+    history = state.get("log_history")
+    if not isinstance(history, list):
+        raise LogError(f"{path} is JSON but not a Hugging Face trainer_state.json (no 'log_history' list)")
+    return history
 
 
 def _is_event_file(p: Path) -> bool:
@@ -63,7 +101,10 @@ def _sniff_csv_header(path: Path) -> list[str] | None:
     if "," not in first and "\t" not in first and ";" not in first:
         return [first.strip()] if first.strip() else None
     delim = "\t" if "\t" in first else (";" if ";" in first and "," not in first else ",")
-    return [c.strip() for c in next(csv.reader([first], delimiter=delim))]
+    try:
+        return [c.strip() for c in next(csv.reader([first], delimiter=delim))]
+    except csv.Error as exc:
+        raise LogError(f"{path}: line 1 is not CSV: {exc}") from None
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -90,14 +131,10 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         raise LogError(f"{p} is empty")
     with open(p, "rb") as fh:
         head = fh.read(2048)
-    if head.lstrip().startswith(b"{"):
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise LogError(f"{p} looks like JSON but cannot be parsed: {exc}") from None
-        if isinstance(data, dict) and isinstance(data.get("log_history"), list):
-            return "hf_trainer_state"
-        raise LogError(f"{p} is JSON but not a Hugging Face trainer_state.json (no 'log_history' list)")
+    head = head.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as some editors write
+    if head.lstrip().startswith((b"{", b"[")) or p.suffix.lower() == ".json":
+        _log_history(_load_json(p), p)
+        return "hf_trainer_state"
     if b"\x00" in head:
         raise LogError(
             f"{p} is a binary file of unknown format (TensorBoard event files are named "
@@ -108,7 +145,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         raise LogError(f"{p}: unknown log format (expected CSV, trainer_state.json or TensorBoard events)")
     lower = [h.lower() for h in header]
     if not any("loss" in h for h in lower):
-        raise LogError(f"{p}: no loss column in the header ({', '.join(header)})")
+        raise LogError(f"{p}: no loss column in the header ({listing(header)})")
     if "epoch" in lower and "step" in lower:
         rows = _read_csv_rows(p)[1]
         if any(any(cell == "" for cell in r) for r in rows):
@@ -123,12 +160,18 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     header = _sniff_csv_header(path) or []
     delim = ","
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        first = fh.readline()
-        if "\t" in first:
-            delim = "\t"
-        elif ";" in first and "," not in first:
-            delim = ";"
-        rows = [[c.strip() for c in r] for r in csv.reader(fh, delimiter=delim) if any(c.strip() for c in r)]
+        try:
+            first = fh.readline()
+            if "\t" in first:
+                delim = "\t"
+            elif ";" in first and "," not in first:
+                delim = ";"
+            reader = csv.reader(fh, delimiter=delim)
+            rows = [[c.strip() for c in r] for r in reader if any(c.strip() for c in r)]
+        except UnicodeDecodeError as exc:
+            raise LogError(f"{path} is not UTF-8 text: {exc}") from None
+        except csv.Error as exc:  # a field over the csv module's limit, a stray quote, ...
+            raise LogError(f"{path}: line {reader.line_num + 1} is not CSV: {exc}") from None
     return header, rows
 
 
@@ -173,12 +216,17 @@ def _history_from_table(
         train_col, val_col = pick_loss_columns(list(table), train, val)
     except ValueError as exc:
         raise LogError(f"{source}: {exc}") from None
-    t = _series_from_table(table, train_col)
-    if len(t) == 0:
-        raise LogError(f"{source}: the train loss column {train_col!r} has no values")
-    v = _series_from_table(table, val_col) if val_col else None
-    cols = {"train": train_col, **({"val": val_col} if val_col else {})}
-    return History(t, v if v is not None and len(v) else None, fmt, cols)
+    try:
+        t = _series_from_table(table, train_col)
+        if len(t) == 0:
+            raise LogError(f"{source}: the train loss column {train_col!r} has no values")
+        v = _series_from_table(table, val_col) if val_col else None
+        cols = {"train": train_col, **({"val": val_col} if val_col else {})}
+        return History(t, v if v is not None and len(v) else None, fmt, cols)
+    except LogError:
+        raise
+    except ValueError as exc:
+        raise LogError(f"{source}: {exc}") from None
 
 
 def _read_csv(path: Path, fmt: str, train: str | None, val: str | None) -> History:
@@ -202,14 +250,18 @@ def _read_csv(path: Path, fmt: str, train: str | None, val: str | None) -> Histo
     return _history_from_table(table, fmt, path, train, val)
 
 
+def _float(v: int | float) -> float:
+    """A JSON number as a float; an integer too large for one is infinite."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
 def _read_hf(path: Path, train: str | None, val: str | None) -> History:
     if path.is_dir():
         path = path / "trainer_state.json"
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LogError(f"{path} cannot be parsed as JSON: {exc}") from None
-    entries = [e for e in state.get("log_history", []) if isinstance(e, dict)]
+    entries = [e for e in _log_history(_load_json(path), path) if isinstance(e, dict)]
     # the last entry summarises the run (train_loss = mean over the run): not a point on the curve
     entries = [e for e in entries if "train_runtime" not in e]
     if not entries:
@@ -225,43 +277,193 @@ def _read_hf(path: Path, train: str | None, val: str | None) -> History:
         for e in entries:
             v = e.get(k)
             col.append(
-                None if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) else float(v)
+                None if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) else _float(v)
             )
         table[k] = col
     return _history_from_table(table, "hf_trainer_state", path, train, val)
 
 
-def _tb_scalars(directory: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+# -- TensorBoard event files: TFRecord framing, checked record by record ----------------------
+# A record is a little-endian uint64 length, the masked CRC-32C of those 8 bytes, the payload
+# (a serialized Event) and the masked CRC-32C of the payload.
+
+
+def _crc32c_table() -> tuple[int, ...]:
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC32C = _crc32c_table()
+
+
+def _masked_crc32c(data: bytes) -> int:
+    crc, table = 0xFFFFFFFF, _CRC32C
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _record_at(data: bytes, pos: int) -> tuple[bytes | None, int] | None:
+    """The record at ``pos``: ``(payload, end)``; ``(None, end)`` when its header is intact but
+    its payload is damaged; ``None`` when no intact header starts at ``pos``."""
+    if pos + 12 > len(data):
+        return None
+    (length,) = struct.unpack_from("<Q", data, pos)
+    if struct.unpack_from("<I", data, pos + 8)[0] != _masked_crc32c(data[pos : pos + 8]):
+        return None
+    stop = pos + 12 + length
+    if stop + 4 > len(data):
+        return None
+    payload = data[pos + 12 : stop]
+    if struct.unpack_from("<I", data, stop)[0] != _masked_crc32c(payload):
+        return None, stop + 4
+    return payload, stop + 4
+
+
+def _records(data: bytes) -> tuple[list[bytes], int, bool, bool]:
+    """The intact records of a TFRecord file: ``(payloads, damaged, exact, incomplete_tail)``.
+
+    A record whose header is intact but payload damaged is skipped by its length; past a damaged
+    header, the next intact record is searched for byte by byte (its header and payload
+    checksums must both match), and the skipped bytes count as one record (``exact`` is then
+    False: they may have held more).  An incomplete record at the end (a file cut short, or one
+    still being written) is reported apart.
+    """
+    payloads: list[bytes] = []
+    damaged, exact, pos, lost_from = 0, True, 0, None
+    while pos < len(data):
+        record = _record_at(data, pos)
+        if record is None:  # not the start of an intact record
+            if lost_from is None:
+                lost_from = pos
+            pos += 1
+            continue
+        if lost_from is not None:
+            damaged, exact, lost_from = damaged + 1, False, None
+        payload, pos = record
+        if payload is None:
+            damaged += 1
+        else:
+            payloads.append(payload)
+    incomplete = False
+    if lost_from is not None:  # bytes after the last intact record
+        cut = _record_header_only(data, lost_from)
+        if cut:
+            incomplete = True
+        else:
+            damaged, exact = damaged + 1, False
+    return payloads, damaged, exact, incomplete
+
+
+def _record_header_only(data: bytes, pos: int) -> bool:
+    """Whether the bytes from ``pos`` to the end are the start of one record, cut short: too
+    few to hold a header, or an intact header announcing more bytes than the file has left."""
+    if len(data) - pos < 12:
+        return True
+    (length,) = struct.unpack_from("<Q", data, pos)
+    header_ok = struct.unpack_from("<I", data, pos + 8)[0] == _masked_crc32c(data[pos : pos + 8])
+    return header_ok and pos + 12 + length + 4 > len(data)
+
+
+def _file_version(text: str) -> float | None:
     try:
-        from tensorboard.backend.event_processing import event_accumulator
+        return float(text.split("brain.Event:")[-1])
+    except ValueError:
+        return None
+
+
+def _tb_scalars(files: list[Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Scalar series by tag from the event files of one run, read in order, as TensorBoard's
+    ``EventAccumulator`` reads them: ``simple_value`` summaries and one-number tensors (as TF2
+    and newer writers store scalars), and points purged when a run restarts at an earlier step
+    (a ``SessionLog.START`` event; in files before version 2, a step going back).  Damaged
+    records are skipped, and a :class:`LogWarning` says so."""
+    try:
+        from google.protobuf.message import DecodeError
+        from tensorboard.compat.proto import event_pb2
         from tensorboard.util import tensor_util
     except ImportError:
         raise LogError(
             "reading TensorBoard event files needs the 'tensorboard' package: pip install 'losskit[logs]'"
         ) from None
-    acc = event_accumulator.EventAccumulator(
-        str(directory), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0}
-    )
-    acc.Reload()
-    tags = acc.Tags()
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for tag in tags.get("scalars", []):
-        events = acc.Scalars(tag)
-        out[tag] = (np.array([e.step for e in events], float), np.array([e.value for e in events], float))
-    for tag in tags.get("tensors", []):  # TF2 / newer writers store scalars as 0-d tensors
-        if tag in out:
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    tensors: dict[str, list[tuple[int, object]]] = {}
+    version, latest = None, -1
+
+    def purge(step: int, tags=None) -> None:
+        for store in (scalars, tensors):
+            for tag in list(store) if tags is None else [t for t in tags if t in store]:
+                store[tag] = [point for point in store[tag] if point[0] < step]
+
+    for path in files:
+        payloads, damaged, exact, incomplete = _records(path.read_bytes())
+        undecodable = 0
+        for payload in payloads:
+            try:
+                event = event_pb2.Event.FromString(payload)
+            except DecodeError:
+                undecodable += 1
+                continue
+            if event.HasField("file_version"):
+                version = _file_version(event.file_version)
+            if version is not None and version >= 2:
+                if event.HasField("session_log") and event.session_log.status == event_pb2.SessionLog.START:
+                    purge(event.step)
+            elif event.step < latest and event.HasField("summary"):
+                purge(event.step, [v.tag for v in event.summary.value])
+            else:
+                latest = event.step
+            if not event.HasField("summary"):
+                continue
+            for value in event.summary.value:
+                kind = value.WhichOneof("value")
+                if kind == "simple_value":
+                    scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+                elif kind == "tensor":
+                    tensors.setdefault(value.tag or value.node_name, []).append((event.step, value.tensor))
+        _warn_damage(path, damaged + undecodable, exact, incomplete)
+    out = {tag: _arrays(points) for tag, points in scalars.items() if points}
+    for tag, points in tensors.items():  # one-number tensors, unless the tag has simple values
+        if tag in out or not points:
             continue
-        steps, values = [], []
-        for e in acc.Tensors(tag):
-            arr = tensor_util.make_ndarray(e.tensor_proto)
-            if arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
+        values = []
+        for step, proto in points:
+            try:
+                arr = tensor_util.make_ndarray(proto)
+            except Exception:  # a tensor this reader cannot decode is not a scalar curve
                 break
-            steps.append(e.step)
-            values.append(float(arr.reshape(())))
+            if arr.size != 1 or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+                break
+            values.append((step, float(arr.reshape(()))))
         else:
-            if values:
-                out[tag] = (np.array(steps, float), np.array(values, float))
+            out[tag] = _arrays(values)
     return out
+
+
+def _arrays(points: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
+
+
+def _warn_damage(path: Path, damaged: int, exact: bool, incomplete: bool) -> None:
+    if not damaged and not incomplete:
+        return
+    parts = []
+    if damaged:
+        records = "record" if damaged == 1 else "records"
+        parts.append(f"skipped {'' if exact else 'at least '}{damaged} corrupted {records}")
+    if incomplete:
+        parts.append("an incomplete last record (a file cut short, or still being written)")
+    warnings.warn(
+        f"{path}: {' and '.join(parts)}; the values they held are missing from the history",
+        LogWarning,
+        stacklevel=5,
+    )
 
 
 def _read_tensorboard(path: Path, train: str | None, val: str | None) -> History:
@@ -272,7 +474,7 @@ def _read_tensorboard(path: Path, train: str | None, val: str | None) -> History
     scalars: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for directory in sorted({f.parent for f in files}):
         run = directory.relative_to(root).as_posix()
-        for tag, data in _tb_scalars(directory).items():
+        for tag, data in _tb_scalars([f for f in files if f.parent == directory]).items():
             name = tag if run in ("", ".") else f"{run}/{tag}"
             scalars[name] = data
     if not scalars:
