@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from .common import CommandError
+from .common import CommandError, one_line
 
 __all__ = ["main", "build_parser", "CommandError"]
 
@@ -22,8 +22,15 @@ __all__ = ["main", "build_parser", "CommandError"]
 COMMANDS = ("baseline", "demo", "diagnose", "evaluate", "explain", "recommend", "units")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with its usage errors in one line like every other user mistake."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="losskit",
         description="Loss functions for neural networks: compute, check and explain them.",
     )
@@ -43,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CommandError as exc:
-        print(f"losskit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"losskit {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -7,8 +7,8 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import sys
-import tempfile
 from pathlib import Path
 
 from .common import CommandError
@@ -58,7 +58,7 @@ def register(subparsers) -> None:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="how long to wait for the scheduler given by --scheduler (default 10)",
+        help="how long to wait for the scheduler given by --scheduler to answer (default 10)",
     )
     p.add_argument("--workers", type=int, metavar="N", help="worker processes of the local cluster")
     p.add_argument("--memory-limit", metavar="SIZE", help="memory limit per local worker, e.g. 2GiB")
@@ -89,9 +89,19 @@ def _check_output(path: Path | None) -> None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file next to ``path`` and rename it: readers see all or nothing."""
+    """Write to a temporary file next to ``path`` and rename it: readers see all or nothing.
+
+    The temporary file is created as any file is (mode 0666 less the umask), so the result gets
+    the permissions the user's umask gives every other file (``mkstemp`` would make it 0600).
+    """
     parent = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    while True:
+        tmp = parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -116,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value is not None and value < 1:
             raise CommandError(f"{flag} must be a positive integer; got {value}")
-    if not args.connect_timeout > 0:
+    if not (args.connect_timeout > 0 and math.isfinite(args.connect_timeout)):
         raise CommandError(
             f"--connect-timeout must be a positive number of seconds; got {args.connect_timeout}"
         )
@@ -125,6 +135,12 @@ def run(args: argparse.Namespace) -> int:
             "--workers and --memory-limit configure the local cluster; drop them with --scheduler"
         )
     _check_output(args.output)
+    from ..evaluation.engine import check_memory_limit
+
+    try:
+        check_memory_limit(args.memory_limit, "--memory-limit")
+    except (ValueError, TypeError) as exc:
+        raise CommandError(str(exc)) from None
     try:
         losses, rows, described = evaluation_report(
             args.predictions,
@@ -151,7 +167,10 @@ def run(args: argparse.Namespace) -> int:
     }
     text = json.dumps(report, indent=2) + "\n"
     if args.output is not None:
-        _write_atomically(args.output, text)
+        try:
+            _write_atomically(args.output, text)
+        except OSError as exc:
+            raise CommandError(f"cannot write --output {args.output}: {exc.strerror or exc}") from None
     if args.json:
         sys.stdout.write(text)
     else:
