@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint build-check bench readme clean
+.PHONY: demo test lint build-check bench readme clean fuzz
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,13 @@ clean:
 # the README's loss table is generated from losskit.catalog()
 readme: $(STAMP)
 	$(PY) tools/update_readme.py
+
+# fuzzing the log readers and `losskit diagnose`: a long hypothesis run of the suite's fuzz
+# tests, then coverage-guided atheris for FUZZ_SECONDS if it is installed (pip install atheris)
+FUZZ_EXAMPLES ?= 20000
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	LOSSKIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tests/diagnostics/test_logs_fuzz.py
+	@if $(PY) -c "import atheris" 2>/dev/null; then \
+		$(PY) tests/diagnostics/fuzz_logs_atheris.py -max_total_time=$(FUZZ_SECONDS); \
+	else echo "atheris is not installed: skipping the coverage-guided run (pip install atheris)"; fi
