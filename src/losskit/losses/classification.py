@@ -135,7 +135,8 @@ def _bce_logits_core(pos_weight):
     def core(xp, x, y, need_grad):
         sp_pos, sp_neg = numerics.softplus(xp, x), numerics.softplus(xp, -x)
         positive = y if pos_weight is None else pos_weight * y
-        value = (1.0 - y) * sp_pos + positive * sp_neg
+        # each term 0 where its label weight is 0: a hard label at an infinite logit gives 0
+        value = numerics.xlogy(xp, 1.0 - y, sp_pos) + numerics.xlogy(xp, positive, sp_neg)
         if not need_grad:
             return value, None, None
         # (1 - y) sigmoid(x) - c y sigmoid(-x): exact where sigmoid(x) - y would round to 0
@@ -247,6 +248,12 @@ def cross_entropy(
     ``z_loss`` adds :math:`\lambda\,(\log\sum_c e^{x_c/T})^2` per counted sample, which keeps
     the normaliser near 0 in large-model training.
 
+    Infinite logits give softmax's limits: a ``-inf`` logit (a masked class) has probability 0
+    and a class of target probability 0 there adds nothing (:math:`0 \log 0 = 0`, Optax's
+    ``safe_softmax_cross_entropy``); a ``+inf`` logit takes all the probability (shared between
+    the ``+inf`` logits of a row), so the loss is 0 when the target is that class and ``+inf``
+    otherwise.  A NaN logit makes its sample's loss NaN.
+
     Gradient with respect to the logits:
     :math:`\tfrac1T[(1-\varepsilon)w_t(p - e_t) + \tfrac{\varepsilon}{C}(p\sum_c w_c - w)
     + 2\lambda\,\mathrm{lse}\,p]`.  Worked examples: uniform logits over 27 classes give
@@ -297,25 +304,27 @@ def portable_cross_entropy(
         x = x / temperature
     w = None if weight is None else xp.astype(weight, dtype)
     # the shifted exponentials serve the value (through their sum) and the gradient (the
-    # softmax), so neither log_softmax nor a one-hot matrix is materialised
-    m = numerics.row_max(xp, x, -1)
-    e = xp.exp(x - m)
+    # softmax), so neither log_softmax nor a one-hot matrix is materialised; the shift takes
+    # softmax's limits at infinite logits (numerics.shift)
+    xs, m = numerics.shift(xp, x, -1)
+    e = xp.exp(xs)
     total = xp.sum(e, axis=-1, keepdims=True)
-    lse_k = m + xp.log(total)
-    lse = xp.squeeze(lse_k, axis=-1)
+    log_total_k = xp.log(total)
+    log_total = xp.squeeze(log_total_k, axis=-1)
 
     if spec.class_indices:
         valid = target != ignore_index
         safe_t = xp.where(valid, target, xp.zeros_like(target))
-        picked = numerics.gather_classes(xp, x, safe_t, num_classes) - lse  # log p of the target
+        picked = numerics.gather_classes(xp, xs, safe_t, num_classes) - log_total  # log p of the target
         w_t = None if w is None else numerics.class_weights(xp, w, safe_t, valid, sample_shape)
         value = -picked if w_t is None else -w_t * picked
         if eps > 0:
-            # -sum_c w_c log p_c = lse * sum_c w_c - sum_c w_c x_c
+            # -sum_c w_c log p_c = log_total * sum_c w_c - sum_c w_c xs_c (a class of weight 0
+            # adds 0, even where its logit is -inf)
             if w is None:
-                smooth = num_classes * lse - xp.sum(x, axis=-1)
+                smooth = num_classes * log_total - xp.sum(xs, axis=-1)
             else:
-                smooth = xp.sum(w) * lse - xp.sum(x * w, axis=-1)
+                smooth = xp.sum(w) * log_total - xp.sum(numerics.xlogy(xp, w, xs), axis=-1)
             value = (1.0 - eps) * value + (eps / num_classes) * smooth
         mask = valid if where is None else (valid & where)
         mean_weights = w_t
@@ -324,10 +333,12 @@ def portable_cross_entropy(
         if eps > 0:
             q = (1.0 - eps) * q + eps / num_classes
         wq = q if w is None else q * w
-        value = -xp.sum(wq * (x - lse_k), axis=-1)
+        # 0 log 0 = 0: a class of probability 0 adds nothing, even where its logit is -inf
+        value = -xp.sum(numerics.xlogy(xp, wq, xs - log_total_k), axis=-1)
         mask = where
         mean_weights = None
     if z_coef > 0:
+        lse = xp.squeeze(m, axis=-1) + log_total
         value = value + z_coef * lse * lse
     reducer = make_reducer(
         xp, reduction, sample_shape, dtype, where=mask, weights=mean_weights, normalizer=normalizer
@@ -348,7 +359,7 @@ def portable_cross_entropy(
         else:
             g = p * xp.sum(wq, axis=-1, keepdims=True) - wq
         if z_coef > 0:
-            g = g + (2.0 * z_coef) * lse_k * p
+            g = g + (2.0 * z_coef) * xp.expand_dims(lse, axis=-1) * p
         if temperature != 1.0:
             g = g / temperature
         grads[0] = xp.moveaxis(reducer.grad(g, axis=-1), -1, axis)

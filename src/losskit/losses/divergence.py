@@ -70,7 +70,8 @@ def kl_div(
     Note the argument order, as in PyTorch: ``input`` is :math:`\log p` (the model's
     log-probabilities, e.g. from :func:`losskit.log_softmax`) and ``target`` is :math:`q`
     (or :math:`\log q` when ``log_target=True``).  Pointwise
-    :math:`\ell = q(\log q - \log p)`, with :math:`0 \log 0 = 0`.
+    :math:`\ell = q(\log q - \log p)`, with :math:`0 \log 0 = 0`: an element whose target is
+    0 adds 0, even where ``input`` is ``-inf`` too (PyTorch gives NaN there).
 
     Gradient with respect to ``input``: :math:`-q`.
 
@@ -102,12 +103,14 @@ def kl_div(
     dtype = compute_dtype(xp, out_dtype)
     log_p = lift(xp, input, dtype)
     t = lift(xp, target, dtype)
+    # 0 (log 0 - log p) = 0: a class the target gives probability 0 adds nothing, even where
+    # the prediction gives it 0 too (log p = -inf)
     if log_target:
         q = xp.exp(t)
-        value = q * (t - log_p)
+        value = numerics.xlogy(xp, q, t - log_p)
     else:
         q = t
-        value = _xlogy(xp, q, q) - q * log_p
+        value = _xlogy(xp, q, q) - numerics.xlogy(xp, q, log_p)
     reducer = _pointwise_divergence_reducer(xp, reduction, tuple(input.shape), dtype, where)
     grads = {}
     if 0 in wrt:
@@ -284,7 +287,7 @@ def generalized_kl(
     p = xp.exp(log_p)
     has_q = q > 0
     log_q = _safe_log(xp, q, has_q)
-    terms = q * (log_q - log_p) + p - q
+    terms = numerics.xlogy(xp, q, log_q - log_p) + p - q  # 0 where q = 0, even at log p = -inf
     zero = xp.zeros_like(terms)
     w = None
     if where is not None:
@@ -373,7 +376,8 @@ def distillation_kl(
     log_p = numerics.log_softmax(xp, s, -1)
     log_q = numerics.log_softmax(xp, t, -1)
     q = xp.exp(log_q)
-    diff = log_q - log_p
+    # classes the teacher rules out (q = 0) add nothing, even where the student does too
+    diff = xp.where(q == 0, xp.zeros_like(log_q), log_q - log_p)
     kl = xp.sum(q * diff, axis=-1)
     scale = temperature * temperature
     sample_shape = tuple(kl.shape)

@@ -33,6 +33,8 @@ def _focal_log_u(xp, x, y):
     has_p, has_q = y < 1, y > 0
     m = xp.maximum(xp.where(has_p, log_p, lowest), xp.where(has_q, log_q, lowest))
     zero = xp.zeros_like(x)
+    # u = 0 (an infinite logit with a hard label): no -inf - -inf, and log u = -inf
+    m = xp.where(m == -math.inf, zero, m)
     total = xp.where(has_p, (1.0 - y) * xp.exp(xp.where(has_p, log_p - m, zero)), zero) + xp.where(
         has_q, y * xp.exp(xp.where(has_q, log_q - m, zero)), zero
     )
@@ -43,10 +45,13 @@ def _sigmoid_focal_core(alpha, gamma):
     def core(xp, x, y, need_grad):
         # binary cross-entropy with logits as (1-y) softplus(x) + y softplus(-x): the same as
         # (1-y) x + softplus(-x), without its cancellation at y = 0, x << 0 (the focal gradient
-        # needs ce to full relative precision)
-        ce = (1.0 - y) * numerics.softplus(xp, x) + y * numerics.softplus(xp, -x)
+        # needs ce to full relative precision); each term is 0 where its label weight is 0,
+        # so a hard label at an infinite logit gives 0, not 0 * inf
+        ce = numerics.xlogy(xp, 1.0 - y, numerics.softplus(xp, x)) + numerics.xlogy(
+            xp, y, numerics.softplus(xp, -x)
+        )
         log_u, log_p, log_q = _focal_log_u(xp, x, y)
-        w = xp.exp(gamma * log_u)  # (1 - p_t)^gamma
+        w = xp.exp(gamma * log_u) if gamma != 0.0 else xp.ones_like(x)  # (1 - p_t)^gamma
         value = w * ce
         a_t = None
         if alpha is not None:
@@ -56,10 +61,14 @@ def _sigmoid_focal_core(alpha, gamma):
             return value, None, None
         # d(1 - p_t)/dx = (1 - 2y) p (1 - p); gamma u^(gamma-1) du/dx = gamma (1-2y) w r with
         # r = p (1 - p) / u <= 1, computed in log space: no 0 * inf when u -> 0 and gamma < 1
-        r = xp.exp(log_p + log_q - log_u)
+        # (u = 0 only at an infinite logit with a hard label, where r -> 1)
+        vanished = log_u == -math.inf
+        r = xp.where(
+            vanished, xp.ones_like(x), xp.exp(log_p + log_q - xp.where(vanished, xp.zeros_like(x), log_u))
+        )
         # sigmoid(x) - y, written so that neither term cancels (y = 1, x = 17 in float32)
         d_ce = (1.0 - y) * numerics.sigmoid(xp, x) - y * numerics.sigmoid(xp, -x)
-        g = w * d_ce + ce * (gamma * (1.0 - 2.0 * y)) * w * r
+        g = w * d_ce + numerics.xlogy(xp, r, ce) * (gamma * (1.0 - 2.0 * y)) * w  # r = 0 at ce = inf
         if a_t is not None:
             g = a_t * g
         return value, g, None
@@ -126,24 +135,26 @@ def sigmoid_focal(
 
 
 def _softmax_parts(xp, input, axis, dtype):
-    """Logits moved to the last axis, their exponentials shifted by the row max, and the sum
-    of those exponentials other than the (first) maximiser's, whose term is exactly 1.
+    """Logits moved to the last axis and shifted by the row max (with softmax's limits at
+    infinite logits, :func:`~losskit.core.numerics.shift`), their exponentials, and the sum of
+    those exponentials other than the (first) maximiser's, whose term is exactly 1.
 
     Keeping that 1 apart is what lets 1 - p_t = rest / (1 + rest) keep its full relative
     precision when p_t rounds to 1 (a confident, correct prediction): the gradient there is
-    tiny, not 0."""
+    tiny, not 0.  A NaN logit makes its whole row NaN (rest included)."""
     x = xp.moveaxis(lift(xp, input, dtype), axis, -1)
-    m = numerics.row_max(xp, x, -1, detach=False)  # m is the top logit's value here, not only a shift
-    e = xp.exp(x - m)
+    # the max is the top logit's value here, not only a shift: autograd must see it
+    xs, _ = numerics.shift(xp, x, -1, detach=False)
+    e = xp.exp(xs)
     top = xp.argmax(x, axis=-1)
     is_top = xp.expand_dims(top, axis=-1) == xp.arange(x.shape[-1], dtype=top.dtype)
     rest = xp.sum(xp.where(is_top, xp.zeros_like(e), e), axis=-1)
-    return x, m, e, rest, top
+    return xs, e, rest, top
 
 
-def _target_terms(xp, x, m, rest, top, safe_t, num_classes):
+def _target_terms(xp, xs, rest, top, safe_t, num_classes):
     """log p_t and 1 - p_t for integer targets, both to full precision."""
-    log_pt = numerics.gather_classes(xp, x - m, safe_t, num_classes) - xp.log1p(rest)
+    log_pt = numerics.gather_classes(xp, xs, safe_t, num_classes) - xp.log1p(rest)
     at_top = top == xp.astype(safe_t, top.dtype)
     u = xp.where(at_top, rest / (1.0 + rest), -xp.expm1(log_pt))
     return log_pt, u
@@ -187,7 +198,8 @@ def softmax_focal(
     Gradient with :math:`u = 1 - p_t` and :math:`l = \log p_t`:
     :math:`w_t\,u^\gamma\,(1 - \gamma\,p_t\,l/u)\,(p - e_t)`.  The ratio :math:`l/u \to -1`
     as :math:`p_t \to 1` and is evaluated as such, so the gradient stays finite for
-    :math:`\gamma < 1` and logits of any size.
+    :math:`\gamma < 1` and logits of any size.  A ``+inf`` logit takes all the probability: the
+    loss is 0 when it is the target's and ``+inf`` otherwise.
 
     Args:
       input: logits, classes along ``axis``.
@@ -214,10 +226,10 @@ def softmax_focal(
     gamma = check_number(gamma, "gamma", low=0.0)
     out_dtype = input.dtype
     dtype = compute_dtype(xp, out_dtype)
-    x, m, e, rest, top = _softmax_parts(xp, input, axis, dtype)
+    xs, e, rest, top = _softmax_parts(xp, input, axis, dtype)
     valid = target != ignore_index
     safe_t = xp.where(valid, target, xp.zeros_like(target))
-    log_pt, u = _target_terms(xp, x, m, rest, top, safe_t, num_classes)
+    log_pt, u = _target_terms(xp, xs, rest, top, safe_t, num_classes)
     w_focal = xp.pow(u, gamma) if gamma != 0.0 else xp.ones_like(u)
     w_t = None
     if weight is not None:
@@ -226,9 +238,7 @@ def softmax_focal(
     if w_t is not None:
         value = w_t * value
     mask = valid if where is None else (valid & where)
-    reducer = make_reducer(
-        xp, reduction, sample_shape, dtype, where=mask, weights=w_t, normalizer=normalizer
-    )
+    reducer = make_reducer(xp, reduction, sample_shape, dtype, where=mask, weights=w_t, normalizer=normalizer)
     grads = {}
     if 0 in wrt:
         positive = u > 0
@@ -274,7 +284,9 @@ def poly1_cross_entropy(
       :math:`\ell = \sum_c w_c q_c\,[-\log p_c + \epsilon(1 - p_c)]`; ``mean`` divides by the
       number of samples.
 
-    ``epsilon=0`` is :func:`losskit.cross_entropy`.  Gradient (integer targets):
+    ``epsilon=0`` is :func:`losskit.cross_entropy`, infinite logits included (a ``+inf``
+    logit takes all the probability; a class of target probability 0 adds nothing at a
+    ``-inf`` logit).  Gradient (integer targets):
     :math:`w_t\,(1 + \epsilon p_t)(p - e_t)`.
 
     Args:
@@ -299,13 +311,13 @@ def poly1_cross_entropy(
     epsilon = check_number(epsilon, "epsilon")
     out_dtype = input.dtype
     dtype = compute_dtype(xp, out_dtype)
-    x, m, e, rest, top = _softmax_parts(xp, input, axis, dtype)
+    xs, e, rest, top = _softmax_parts(xp, input, axis, dtype)
     p = e / xp.expand_dims(1.0 + rest, axis=-1)
     w = None if weight is None else xp.astype(weight, dtype)
     if indices:
         valid = target != ignore_index
         safe_t = xp.where(valid, target, xp.zeros_like(target))
-        log_pt, u = _target_terms(xp, x, m, rest, top, safe_t, num_classes)
+        log_pt, u = _target_terms(xp, xs, rest, top, safe_t, num_classes)
         pt = xp.exp(log_pt)
         w_t = None if w is None else numerics.class_weights(xp, w, safe_t, valid, sample_shape)
         value = -log_pt + epsilon * u
@@ -316,8 +328,9 @@ def poly1_cross_entropy(
     else:
         q = xp.moveaxis(lift(xp, target, dtype), axis, -1)
         wq = q if w is None else q * w
-        log_p = (x - m) - xp.expand_dims(xp.log1p(rest), axis=-1)
-        value = -xp.sum(wq * log_p, axis=-1) + epsilon * xp.sum(wq * (1.0 - p), axis=-1)
+        log_p = xs - xp.expand_dims(xp.log1p(rest), axis=-1)
+        # 0 log 0 = 0: a class of probability 0 adds nothing, even where its logit is -inf
+        value = -xp.sum(numerics.xlogy(xp, wq, log_p), axis=-1) + epsilon * xp.sum(wq * (1.0 - p), axis=-1)
         mask = where
         mean_weights = None
     reducer = make_reducer(

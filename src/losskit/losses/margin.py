@@ -366,8 +366,11 @@ def _max_minus_target(input, target, axis, reduction, where, wrt, margin):
     dtype = compute_dtype(xp, out_dtype)
     s = xp.moveaxis(lift(xp, input, dtype), axis, -1)
     is_target = _is_class(xp, target, num_classes)
-    shifted = s if margin == 0.0 else xp.where(is_target, s, s + margin)
-    value = xp.max(shifted, axis=-1) - _picked(xp, s, is_target)
+    # max_c (s_c + margin [c != y] - s_y), with the target's own term exactly 0: no inf - inf
+    # at an infinite target score, no cancellation at large ones
+    gap = s - xp.expand_dims(_picked(xp, s, is_target), axis=-1)
+    shifted = xp.where(is_target, xp.zeros_like(gap), gap if margin == 0.0 else gap + margin)
+    value = xp.max(shifted, axis=-1)
     reducer = make_reducer(xp, reduction, sample_shape, dtype, where=where)
     grads = {}
     if 0 in wrt:
@@ -580,7 +583,8 @@ def multilabel_margin(
     is_target = xp.any(pick, axis=-2)  # (..., C)
     s_t = xp.sum(xp.where(pick, xp.expand_dims(s, axis=-2), xp.zeros_like(pick, dtype=dtype)), axis=-1)
     gap = 1.0 - xp.expand_dims(s_t, axis=-1) + xp.expand_dims(s, axis=-2)  # (..., K, C)
-    active = (gap > 0) & xp.expand_dims(listed, axis=-1) & xp.expand_dims(~is_target, axis=-2)
+    # ~(gap <= 0): a NaN score makes the loss NaN, as in PyTorch
+    active = ~(gap <= 0) & xp.expand_dims(listed, axis=-1) & xp.expand_dims(~is_target, axis=-2)
     value = xp.sum(xp.where(active, gap, xp.zeros_like(gap)), axis=(-2, -1)) / num_classes
     reducer = make_reducer(xp, reduction, sample_shape, dtype, where=where)
     grads = {}
@@ -651,7 +655,11 @@ def multilabel_soft_margin(
         if tuple(weight.shape) != (num_classes,):
             check_broadcastable_to(weight, tuple(input.shape), "weight", "input")
             w = xp.moveaxis(xp.broadcast_to(w, tuple(input.shape)), axis, -1)
-    per_class = (1.0 - y) * x + numerics.softplus(xp, -x)
+    # (1 - y) softplus(x) + y softplus(-x), each term 0 where its label weight is 0: exact at
+    # x = +-inf (where (1 - y) x + softplus(-x) meets inf - inf)
+    per_class = numerics.xlogy(xp, 1.0 - y, numerics.softplus(xp, x)) + numerics.xlogy(
+        xp, y, numerics.softplus(xp, -x)
+    )
     if w is not None:
         per_class = per_class * w
     value = xp.sum(per_class, axis=-1) / num_classes

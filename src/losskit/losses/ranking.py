@@ -78,7 +78,7 @@ def margin_ranking(
     dtype = compute_dtype(xp, out_dtype)
     x1, x2, y = (cast(xp, a, dtype) for a in (input1, input2, target))
     raw = margin - y * (x1 - x2)
-    active = raw > 0
+    active = ~(raw <= 0)  # a NaN score gives a NaN loss, as in PyTorch
     zero = xp.zeros_like(raw)
     shape = tuple(input1.shape)
     reducer = make_reducer(xp, reduction, shape, dtype, where=where)
@@ -161,9 +161,9 @@ def ranking_softmax(
     valid = xp.ones(s.shape, dtype=xp.bool) if where is None else xp.broadcast_to(where, tuple(s.shape))
     zero = xp.zeros_like(s)
     y_w = xp.where(valid, y_w, zero)
-    lse, soft, has = numerics.masked_logsumexp(xp, s, valid)
-    log_p = xp.where(valid, s - lse, zero)
-    value = -xp.sum(y_w * log_p, axis=-1)
+    log_p, soft, has = numerics.masked_log_softmax(xp, s, valid)
+    # 0 log 0 = 0: an item of relevance 0 adds nothing, even where its score is -inf
+    value = -xp.sum(numerics.xlogy(xp, y_w, log_p), axis=-1)
     list_shape = tuple(s.shape[:-1])
     counted = None if where is None else xp.squeeze(has, axis=-1)
     reducer = make_reducer(xp, reduction, list_shape, dtype, where=counted)

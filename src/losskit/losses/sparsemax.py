@@ -7,6 +7,7 @@ Multi-Label Classification, ICML 2016.
 
 from __future__ import annotations
 
+from ..core import numerics
 from ..core.backend import Array, cast, compute_dtype, finish, is_concrete, lift, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
@@ -55,10 +56,18 @@ def _check_rows_sum_to_one(xp, q, axis):
         )
 
 
-def _sparsemax(xp, z):
-    tau = _threshold(xp, z)
-    p = z - tau
-    return xp.where(p > 0, p, xp.zeros_like(p))
+def _shifted(xp, z):
+    """The scores less their row maximum (sparsemax is invariant to the shift): the prefix sums
+    of the threshold then stay on the scale of the gaps between scores, so huge scores (1e7 in
+    float32) keep their precision; a ``+inf`` score takes all the probability (shared between
+    the ``+inf`` scores of a row), a NaN makes its row NaN (``numerics.shift``)."""
+    return numerics.shift(xp, z, -1)[0]
+
+
+def _sparsemax(xp, zs):
+    """sparsemax of scores already shifted by :func:`_shifted`."""
+    p = zs - _threshold(xp, zs)
+    return xp.where(p <= 0, xp.zeros_like(p), p)  # NaN stays NaN
 
 
 def sparsemax(x: Array, axis: int = -1) -> Array:
@@ -67,8 +76,9 @@ def sparsemax(x: Array, axis: int = -1) -> Array:
 
     Exactly :math:`\max(x_i - \tau, 0)` with the threshold :math:`\tau` found by sorting (the
     exact projection, no iteration): the output sums to 1 and, unlike softmax, has exact zeros
-    for scores far below the best.  Invariant to adding a constant to ``x``.  ``-inf`` scores
-    get probability 0.
+    for scores far below the best.  Invariant to adding a constant to ``x`` (computed from the
+    scores less their maximum, so huge scores keep their precision).  ``-inf`` scores get
+    probability 0; ``+inf`` scores share all the probability; a NaN makes its row NaN.
 
     Args:
       x: scores (logits), any shape with at least one axis.
@@ -87,7 +97,7 @@ def sparsemax(x: Array, axis: int = -1) -> Array:
     axis = check_axis(axis, x.ndim)
     dtype = compute_dtype(xp, x.dtype)
     z = xp.moveaxis(lift(xp, x, dtype), axis, -1)
-    return cast(xp, xp.moveaxis(_sparsemax(xp, z), -1, axis), x.dtype)
+    return cast(xp, xp.moveaxis(_sparsemax(xp, _shifted(xp, z)), -1, axis), x.dtype)
 
 
 @catalogued(
@@ -143,15 +153,18 @@ def sparsemax_loss(
     out_dtype = input.dtype if indices else xp.result_type(input.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
     z = xp.moveaxis(cast(xp, input, dtype), axis, -1)
-    p = _sparsemax(xp, z)
+    # <p - q, z> with the scores shifted by the row max (the value is shift-invariant when q
+    # sums to 1, and the shift keeps the products small)
+    zs = _shifted(xp, z)
+    p = _sparsemax(xp, zs)
     if indices:
         q = xp.astype(xp.expand_dims(target, axis=-1) == xp.arange(num_classes, dtype=target.dtype), dtype)
     else:
         q = xp.moveaxis(cast(xp, target, dtype), axis, -1)
-    # <p - q, z> with the scores shifted by the row max (the value is shift-invariant when q
-    # sums to 1, and the shift keeps the products small)
-    zs = z - xp.max(z, axis=-1, keepdims=True)
-    value = xp.sum((p - q) * zs, axis=-1) + 0.5 * (xp.sum(q * q, axis=-1) - xp.sum(p * p, axis=-1))
+    # a class with p = q (0 = 0 at a -inf score) adds 0 to <p - q, z>, not 0 * inf
+    value = xp.sum(numerics.xlogy(xp, p - q, zs), axis=-1) + 0.5 * (
+        xp.sum(q * q, axis=-1) - xp.sum(p * p, axis=-1)
+    )
     reducer = make_reducer(xp, reduction, sample_shape, dtype, where=where)
     grads = {}
     if 0 in wrt:
