@@ -187,7 +187,7 @@ def _triplet(xp, a, p, n, distance, margin, swap, reduction, where, wrt, dtype, 
     else:
         d_neg = d_an
     raw = margin + d_ap - d_neg
-    active = raw > 0
+    active = ~(raw <= 0)  # a NaN embedding gives a NaN loss, as in PyTorch
     value = xp.where(active, raw, xp.zeros_like(raw))
     sample_shape = tuple(a.shape[:-1])
     reducer = make_reducer(xp, reduction, sample_shape, dtype, where=where)
@@ -442,7 +442,7 @@ def cosine_embedding(
     similar = target == 1
     zero = xp.zeros_like(cos)
     hinge = cos - margin
-    pushed = hinge > 0
+    pushed = ~(hinge <= 0)  # a NaN embedding gives a NaN loss, as in PyTorch
     value = xp.where(similar, 1.0 - cos, xp.where(pushed, hinge, zero))
     reducer = make_reducer(xp, reduction, sample_shape, dtype, where=where)
     grads = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+from ..core import numerics
 from ..core.backend import Array, cast, compute_dtype, finish, is_concrete, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
@@ -234,17 +235,22 @@ def _check_bound(xp, x, name, *, low, strict, why):
 
 def _poisson_nll_core(log_input, full, eps):
     def core(xp, x, y, need_grad):
+        # where the rate is infinite (or overflows) its growth wins over y log(rate): +inf, not
+        # inf - inf
+        infinite = x == math.inf
         if log_input:
             rate = xp.exp(x)
-            value = rate - y * x
+            infinite = rate == math.inf
+            value = rate - numerics.xlogy(xp, y, x)  # y = 0 at x = -inf: 0, not 0 * inf
             d_input = rate - y if need_grad else None
             d_target = -x if need_grad else None
         else:
             shifted = x + eps
             log_rate = xp.log(shifted)
-            value = x - y * log_rate
+            value = x - numerics.xlogy(xp, y, log_rate)
             d_input = 1.0 - y / shifted if need_grad else None
             d_target = -log_rate if need_grad else None
+        value = xp.where(infinite, xp.full_like(value, math.inf), value)
         if full:
             # Stirling's approximation of log(y!), added where y > 1 only (PyTorch's rule)
             big = y > 1
@@ -596,7 +602,7 @@ def mape(
 
 def _msle_core(eps):
     def core(xp, x, y, need_grad):
-        floor_x, floor_y = x > eps, y > eps
+        floor_x, floor_y = ~(x <= eps), y > eps  # a NaN prediction stays NaN, not eps
         cx = xp.where(floor_x, x, xp.full_like(x, eps))
         cy = xp.where(floor_y, y, xp.full_like(y, eps))
         r = xp.log1p(cx) - xp.log1p(cy)
@@ -651,12 +657,17 @@ def msle(
     return pointwise_loss(_msle_core(eps), input, target, reduction=reduction, where=where, wrt=wrt)
 
 
-def _relative_power_difference(xp, base_pow, s, delta):
-    """(a^s - b^s) / s = b^s expm1(s delta) / s with delta = log a - log b, exact as s -> 0
-    (where it is b^0 * delta); avoids the cancellation of the textbook formula near power 1, 2."""
+def _relative_power_difference(xp, a_pow, b_pow, s, delta):
+    """(a^s - b^s) / s from a^s, b^s and delta = log a - log b, exact as s -> 0 (where it is
+    delta) and near powers 1, 2 (no cancellation of the textbook formula): b^s expm1(s delta) / s
+    where a^s <= b^s, a^s (-expm1(-s delta)) / s where a^s > b^s, so the expm1 never overflows
+    (b^s underflowing to 0 while e^(s delta) overflows would give 0 * inf)."""
     if s == 0.0:
         return delta
-    return base_pow * xp.expm1(s * delta) / s
+    sd = s * delta
+    above = sd > 0
+    smaller = xp.where(above, -sd, sd)  # <= 0
+    return xp.where(above, a_pow * -xp.expm1(smaller), b_pow * xp.expm1(smaller)) / s
 
 
 def _tweedie_core(power):
@@ -669,18 +680,28 @@ def _tweedie_core(power):
         positive = y > 0
         safe_y = xp.where(positive, y, xp.ones_like(y))
         log_mu = xp.log(mu)
-        delta = xp.log(safe_y) - log_mu
-        mu_s1 = xp.exp(s1 * log_mu)
-        mu_s2 = mu_s1 * mu
+        log_y = xp.log(safe_y)
+        delta = log_y - log_mu
+        one = xp.ones_like(mu)
+        # mu^s as exp(s log mu), 1 for s = 0 (not exp(0 * inf) at mu = inf)
+        mu_s1 = one if s1 == 0.0 else xp.exp(s1 * log_mu)
+        mu_s2 = one if s2 == 0.0 else xp.exp(s2 * log_mu)
+        y_s1 = one if s1 == 0.0 else xp.exp(s1 * log_y)
+        y_s2 = one if s2 == 0.0 else xp.exp(s2 * log_y)
         # deviance / 2 = y (y^s1 - mu^s1)/s1 - (y^s2 - mu^s2)/s2
-        first = _relative_power_difference(xp, mu_s1, s1, delta)
-        half = safe_y * first - _relative_power_difference(xp, mu_s2, s2, delta)
+        first = _relative_power_difference(xp, y_s1, mu_s1, s1, delta)
+        half = safe_y * first - _relative_power_difference(xp, y_s2, mu_s2, s2, delta)
         if power < 2.0:  # y = 0 is in the domain: the deviance is 2 mu^(2-p) / (2-p)
             half = xp.where(positive, half, mu_s2 / s2)
         value = 2.0 * half
+        infinite = mu == math.inf
+        if power <= 2.0:  # the deviance grows without bound with mu (mu - y log mu at p = 1)
+            value = xp.where(infinite, xp.full_like(value, math.inf), value)
         if not need_grad:
             return value, None, None
         d_input = 2.0 * (mu - y) * mu_s1 / mu  # 2 mu^-p (mu - y)
+        # its limit at mu = inf: 2 at p = 1, 0 above
+        d_input = xp.where(infinite, xp.full_like(d_input, 2.0 if power == 1.0 else 0.0), d_input)
         # d/dy = 2 (y^s1 - mu^s1)/s1: -inf at y = 0 (the deviance has a vertical tangent there)
         d_target = xp.where(positive, 2.0 * first, xp.full_like(first, -math.inf))
         return value, d_input, d_target

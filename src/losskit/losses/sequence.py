@@ -355,7 +355,7 @@ def ctc(
     end_label = xp.sum(xp.where(s_row == 2 * tl_col - 1, alpha, zero), axis=1)
     end_label = xp.where(tl > 0, end_label, xp.full_like(end_label, -math.inf))
     log_likelihood = log_scale + _logaddexp(xp, end_blank, end_label)
-    feasible = log_likelihood > -math.inf
+    feasible = log_likelihood != -math.inf  # a NaN likelihood is not zeroed by zero_infinity
     loss = -log_likelihood
     if zero_infinity:
         loss = xp.where(feasible, loss, xp.zeros_like(loss))
