@@ -12,7 +12,9 @@ Common options:
 - ``where``: optional boolean mask over the per-sample losses; False samples count neither in
   the value, the mean's divisor, nor the gradient.
 - When every sample is ignored or masked out, ``mean`` returns 0 with a zero gradient — a
-  deliberate difference from PyTorch, which returns NaN.
+  deliberate difference from PyTorch, which returns NaN.  Otherwise a weighted ``mean``
+  divides by the counted samples' class weights summed, whatever its sign, as PyTorch does
+  (negative weights flip the sign; weights summing to exactly 0 give inf or NaN).
 """
 
 from __future__ import annotations
