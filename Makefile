@@ -44,8 +44,9 @@ readme: $(STAMP)
 	$(PY) tools/update_readme.py
 
 # fuzzing the log readers and `losskit diagnose`: a long hypothesis run of the suite's fuzz
-# tests, then coverage-guided atheris for FUZZ_SECONDS if it is installed (pip install atheris)
-FUZZ_EXAMPLES ?= 20000
+# tests (FUZZ_EXAMPLES per strategy, about 4 minutes), then coverage-guided atheris for
+# FUZZ_SECONDS if it is installed (pip install atheris)
+FUZZ_EXAMPLES ?= 3000
 FUZZ_SECONDS ?= 300
 fuzz: $(STAMP)
 	LOSSKIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tests/diagnostics/test_logs_fuzz.py
