@@ -149,3 +149,28 @@ def test_value_checks_do_not_break_jit_or_make_dask_compute():
     with dask.config.set(scheduler=refuse):
         lazy = lk.cross_entropy(da.from_array(X, chunks=2), da.from_array(T, chunks=2))
     assert float(lazy.compute()) == pytest.approx(np.log(3))
+
+
+CLASS_AXIS_LOSSES = [
+    lk.cross_entropy,
+    lk.nll,
+    lk.softmax_focal,
+    lk.poly1_cross_entropy,
+    lk.sparsemax_loss,
+    lambda x, t, where: lk.generalized_cross_entropy(lk.softmax(x), t, where=where),
+    lambda x, t, where: lk.brier(lk.softmax(x), t, where=where),
+]
+
+
+@pytest.mark.parametrize("loss", CLASS_AXIS_LOSSES)
+@pytest.mark.parametrize(
+    "where, error, match",
+    [
+        (np.ones(4), TypeError, "where must be a boolean array; got dtype float64"),
+        (np.ones(5, bool), ValueError, r"where of shape \(5,\) does not broadcast .* \(4,\)"),
+    ],
+    ids=["float", "shape"],
+)
+def test_a_bad_where_mask_is_named_by_every_class_axis_loss(loss, where, error, match):
+    with pytest.raises(error, match=match):
+        loss(X, T, where=where)

@@ -38,7 +38,6 @@ from .validation import (
     check_float_array,
     check_int,
     check_integer_array,
-    check_mask,
     check_nonempty,
     check_normalizer,
     check_number,
@@ -171,8 +170,7 @@ class CrossEntropySpec:
     ) -> CrossEntropySpec:
         """Check the arrays of one call against ``options`` and return the spec."""
         input, target, weight, where, normalizer = arrays
-        targets = check_class_targets(xp, input, target, options.axis, options.ignore_index, weight)
-        check_mask(xp, where, targets.sample_shape, "the per-sample loss")
+        targets = check_class_targets(xp, input, target, options.axis, options.ignore_index, weight, where)
         check_normalizer(normalizer)
         return cls(
             axis=targets.axis,

@@ -218,12 +218,14 @@ def check_class_targets(
     axis: object,
     ignore_index: object,
     weight: Array | None = None,
+    where: Array | None = None,
     name: str = "target",
 ) -> ClassTargets:
     """Validate the inputs of a loss over a class axis (cross-entropy, nll, focal, ...): float
     ``input`` with classes along ``axis``; ``target`` either integer indices (``input``'s shape
     without the class axis, in range unless ``ignore_index``) or class probabilities
-    (``input``'s shape, in [0, 1]); optional per-class ``weight`` of shape ``(C,)``."""
+    (``input``'s shape, in [0, 1]); optional per-class ``weight`` of shape ``(C,)``; an optional
+    boolean ``where`` mask over the samples (broadcasting to the shape without the class axis)."""
     check_float_array(xp, input, "input")
     if input.ndim == 0:
         raise ValueError("input must have a class axis; got a 0-d array")
@@ -264,4 +266,5 @@ def check_class_targets(
             raise ValueError(
                 f"weight must have shape ({num_classes},), one weight per class; got {tuple(weight.shape)}"
             )
+    check_mask(xp, where, sample_shape, "the per-sample loss")
     return ClassTargets(axis, num_classes, sample_shape, indices)

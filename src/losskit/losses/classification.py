@@ -406,7 +406,9 @@ def nll(
     xp = namespace(input=input, target=target, weight=weight, where=where)
     if not is_integer(xp, target):
         raise TypeError(f"target must hold integer class indices; got dtype {target.dtype}")
-    axis, num_classes, sample_shape, _ = check_class_targets(xp, input, target, axis, ignore_index, weight)
+    axis, num_classes, sample_shape, _ = check_class_targets(
+        xp, input, target, axis, ignore_index, weight, where
+    )
     out_dtype = input.dtype
     dtype = compute_dtype(xp, out_dtype)
     log_p = xp.moveaxis(lift(xp, input, dtype), axis, -1)
@@ -473,7 +475,7 @@ def generalized_cross_entropy(
             f"target must hold integer class indices (Keras's convention for this loss); got dtype "
             f"{target.dtype}"
         )
-    axis, num_classes, sample_shape, _ = check_class_targets(xp, input, target, axis, -100)
+    axis, num_classes, sample_shape, _ = check_class_targets(xp, input, target, axis, -100, where=where)
     check_class_indices(xp, target, num_classes, None)
     check_in_unit_interval(xp, input, "input")
     q = check_number(q, "q", low=0.0, high=1.0, low_inclusive=False)
@@ -536,7 +538,7 @@ def brier(
     """
     xp = namespace(input=input, target=target, where=where)
     _check_not_binary(xp, input, target, axis)
-    axis, num_classes, sample_shape, indices = check_class_targets(xp, input, target, axis, -100)
+    axis, num_classes, sample_shape, indices = check_class_targets(xp, input, target, axis, -100, where=where)
     if indices:
         check_class_indices(xp, target, num_classes, None)
     check_in_unit_interval(xp, input, "input")

@@ -222,7 +222,8 @@ def softmax_focal(
     xp = namespace(input=input, target=target, weight=weight, where=where)
     if not is_integer(xp, target):
         raise TypeError(f"target must hold integer class indices; got dtype {target.dtype}")
-    axis, num_classes, sample_shape, _ = check_class_targets(xp, input, target, axis, ignore_index, weight)
+    targets = check_class_targets(xp, input, target, axis, ignore_index, weight, where)
+    axis, num_classes, sample_shape, _ = targets
     gamma = check_number(gamma, "gamma", low=0.0)
     out_dtype = input.dtype
     dtype = compute_dtype(xp, out_dtype)
@@ -306,7 +307,7 @@ def poly1_cross_entropy(
     weights; Optax's default epsilon is 2).
     """
     xp = namespace(input=input, target=target, weight=weight, where=where)
-    targets = check_class_targets(xp, input, target, axis, ignore_index, weight)
+    targets = check_class_targets(xp, input, target, axis, ignore_index, weight, where)
     axis, num_classes, sample_shape, indices = targets
     epsilon = check_number(epsilon, "epsilon")
     out_dtype = input.dtype

@@ -145,7 +145,7 @@ def sparsemax_loss(
     ``sparsemax_loss(stack([0, z], axis=-1), y)`` here (two classes with scores 0 and ``z``).
     """
     xp = namespace(input=input, target=target, where=where)
-    axis, num_classes, sample_shape, indices = check_class_targets(xp, input, target, axis, -100)
+    axis, num_classes, sample_shape, indices = check_class_targets(xp, input, target, axis, -100, where=where)
     if indices:
         check_class_indices(xp, target, num_classes, None)
     else:
