@@ -21,7 +21,6 @@ __all__ = [
     "sigmoid",
     "softplus",
     "log_sigmoid",
-    "row_max",
     "shift",
     "xlogy",
     "logsumexp",
@@ -51,18 +50,6 @@ def softplus(xp: Namespace, x: Array) -> Array:
 def log_sigmoid(xp: Namespace, x: Array) -> Array:
     r""":math:`\log\sigma(x) = -\mathrm{softplus}(-x)`."""
     return -softplus(xp, -x)
-
-
-def row_max(xp: Namespace, z: Array, axis: int, detach: bool = True) -> Array:
-    """The maximum along ``axis`` (keepdims), as the shift of a log-sum-exp; 0 where the row is
-    all ``-inf`` (or holds ``+inf``), so ``exp(z - m)`` never meets ``inf - inf``."""
-    # Used as a pure shift, the max cancels out of every result (d lse / d m = 1 - sum softmax
-    # = 0), so autograd need not trace it: detaching it is exact, and spares torch the N x C
-    # mask that max's backward builds.  Callers that use m as a value pass detach=False.
-    m = xp.max(z, axis=axis, keepdims=True)
-    if detach:
-        m = stop_gradient(m)
-    return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
 
 
 def shift(xp: Namespace, z: Array, axis: int, detach: bool = True) -> tuple[Array, Array]:

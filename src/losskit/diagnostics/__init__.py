@@ -20,7 +20,7 @@ from __future__ import annotations
 from .baseline import Baseline, baseline_loss, baseline_report
 from .explain import Explanation, explain
 from .history import Finding, History, Series, as_history, diagnose
-from .logs import FORMATS, LogError, detect_format, read_log
+from .logs import FORMATS, LogError, LogWarning, detect_format, read_log
 from .recommend import TASKS, Recommendation, recommend
 from .units import (
     bits_per_byte,
@@ -46,6 +46,7 @@ __all__ = [
     "diagnose",
     "FORMATS",
     "LogError",
+    "LogWarning",
     "detect_format",
     "read_log",
     "TASKS",
