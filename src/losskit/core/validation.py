@@ -11,7 +11,19 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from .backend import Array, Namespace, is_concrete, is_floating, is_integer
+import numpy as np
+
+from .backend import (
+    Array,
+    Namespace,
+    is_array,
+    is_concrete,
+    is_floating,
+    is_integer,
+    library_name,
+    namespace,
+    stop_gradient,
+)
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -109,6 +121,40 @@ def check_normalizer(normalizer: object) -> None:
         raise ValueError(f"normalizer must be > 0; got {float(normalizer)}")
 
 
+def _number_in(v: float, shown: object, name: str, low, high, low_inclusive, high_inclusive) -> float:
+    if math.isnan(v):
+        raise ValueError(f"{name} must not be NaN")
+    bad_low = low is not None and (v < low if low_inclusive else v <= low)
+    bad_high = high is not None and (v > high if high_inclusive else v >= high)
+    if bad_low or bad_high:
+        lo = "(-inf" if low is None else ("[" if low_inclusive else "(") + f"{low:g}"
+        hi = "inf)" if high is None else f"{high:g}" + ("]" if high_inclusive else ")")
+        raise ValueError(f"{name} must be in {lo}, {hi}; got {shown!r}")
+    return v
+
+
+def _differentiable(x: Array) -> bool:
+    """An array a framework may differentiate: a torch tensor that requires a gradient, or a
+    value that cannot be read now (a JAX tracer under jit/grad, a lazy Dask array)."""
+    return bool(getattr(x, "requires_grad", False)) or not is_concrete(x)
+
+
+def _scalar_array(value: object, name: str) -> Array:
+    """``value`` as a real 0-d array of any library, or the TypeError / ValueError saying what
+    a hyperparameter may be."""
+    if isinstance(value, (bool, np.bool_)) or not (is_array(value) or isinstance(value, np.generic)):
+        raise TypeError(f"{name} must be a real number or a 0-d array; got {type(value).__name__}")
+    if isinstance(value, np.generic):
+        value = np.asarray(value)
+    if tuple(value.shape) != ():
+        shape = tuple(value.shape)
+        raise ValueError(f"{name} must be a number or a 0-d array; got an array of shape {shape}")
+    xp = namespace(**{name: value})
+    if not xp.isdtype(value.dtype, ("real floating", "integral")):
+        raise TypeError(f"{name} must be a real number; got an array of dtype {value.dtype}")
+    return value
+
+
 def check_number(
     value: object,
     name: str,
@@ -118,19 +164,60 @@ def check_number(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
 ) -> float:
-    """A real Python number in the given interval, or a ValueError saying which interval."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
-    v = float(value)
-    if math.isnan(v):
-        raise ValueError(f"{name} must not be NaN")
-    bad_low = low is not None and (v < low if low_inclusive else v <= low)
-    bad_high = high is not None and (v > high if high_inclusive else v >= high)
-    if bad_low or bad_high:
-        lo = "(-inf" if low is None else ("[" if low_inclusive else "(") + f"{low:g}"
-        hi = "inf)" if high is None else f"{high:g}" + ("]" if high_inclusive else ")")
-        raise ValueError(f"{name} must be in {lo}, {hi}; got {value!r}")
-    return v
+    """A real number in the given interval, as a Python float, or a ValueError saying which
+    interval.
+
+    NumPy scalars and 0-d arrays of any library whose value can be read now are accepted too.
+    A value a framework may differentiate (a torch tensor that requires a gradient, a JAX tracer
+    under ``jit`` or ``grad``) is refused with a TypeError: this option shapes the loss itself
+    (an exponent, a branch, a floor), so it must be a fixed number.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _number_in(float(value), value, name, low, high, low_inclusive, high_inclusive)
+    array = _scalar_array(value, name)
+    if _differentiable(array):
+        raise TypeError(
+            f"{name} must be a fixed number (it sets the form of the loss); got a {type(value).__name__} "
+            "that is traced or requires a gradient"
+        )
+    v = float(array)
+    return _number_in(v, v, name, low, high, low_inclusive, high_inclusive)
+
+
+def check_hyperparameter(
+    value: object,
+    name: str,
+    *,
+    like: Array | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float | Array:
+    """A hyperparameter the loss's value is smooth in (a temperature, a margin, focal's gamma):
+    a real number, or a 0-d real array of any library -- a NumPy scalar, a torch tensor or
+    ``nn.Parameter``, a JAX array, also a tracer under ``jax.jit`` or ``jax.grad``.
+
+    Returns a Python float when the value can be read now and no framework may differentiate
+    it; otherwise the 0-d array itself, so that autograd reaches it through the loss (a
+    learnable temperature) and ``jax.jit`` does not recompile for every value.  The interval is
+    checked whenever the value can be read (a tracer's cannot).  ``like`` is an input of the
+    loss: an array kept as an array must come from the same library.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _number_in(float(value), value, name, low, high, low_inclusive, high_inclusive)
+    array = _scalar_array(value, name)
+    if is_concrete(array):
+        v = float(stop_gradient(array))
+        _number_in(v, v, name, low, high, low_inclusive, high_inclusive)
+        if not _differentiable(array):
+            return v
+    if like is not None and library_name(array) != library_name(like):
+        raise TypeError(
+            f"{name} is a {library_name(array)} array that may be differentiated, but the loss's "
+            f"inputs are {library_name(like)} arrays: pass a number, or arrays of one library"
+        )
+    return array
 
 
 # -- value checks: concrete arrays only --------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..core import numerics
 from ..core.backend import Array, cast, compute_dtype, lift, namespace
-from ..core.validation import check_axis, check_float_array, check_number
+from ..core.validation import check_axis, check_float_array, check_hyperparameter
 
 __all__ = ["sigmoid", "log_sigmoid", "softplus", "softmax", "log_softmax", "logsumexp", "tanh"]
 
@@ -60,9 +60,9 @@ def tanh(x: Array) -> Array:
     return cast(xp, xp.tanh(x), dtype)
 
 
-def _scaled(xp, x: Array, temperature: float) -> Array:
-    check_number(temperature, "temperature", low=0.0, low_inclusive=False)
-    return x if temperature == 1.0 else x / temperature
+def _scaled(xp, x: Array, temperature: float | Array) -> Array:
+    temperature = check_hyperparameter(temperature, "temperature", like=x, low=0.0, low_inclusive=False)
+    return x if isinstance(temperature, float) and temperature == 1.0 else x / temperature
 
 
 def softmax(x: Array, axis: int = -1, temperature: float = 1.0) -> Array:
@@ -73,7 +73,8 @@ def softmax(x: Array, axis: int = -1, temperature: float = 1.0) -> Array:
       x: logits, any shape.
       axis: the class axis (default -1, the last; PyTorch's ``dim``).
       temperature: :math:`T > 0` (default 1). :math:`T < 1` sharpens the distribution
-        (more confident), :math:`T > 1` flattens it.
+        (more confident), :math:`T > 1` flattens it.  A number or a 0-d array (a learnable
+        temperature, a traced value under ``jax.jit``: its gradient flows).
 
     The row maximum is subtracted before exponentiating, so no input overflows; ``-inf``
     entries get probability 0. A row of only ``-inf`` has no distribution and gives NaN, as

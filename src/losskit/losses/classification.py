@@ -45,10 +45,10 @@ from ..core.validation import (
     check_class_indices,
     check_class_targets,
     check_float_array,
+    check_hyperparameter,
     check_in_unit_interval,
     check_no_nan,
     check_nonempty,
-    check_number,
     check_values_in,
 )
 
@@ -478,7 +478,7 @@ def generalized_cross_entropy(
     axis, num_classes, sample_shape, _ = check_class_targets(xp, input, target, axis, -100, where=where)
     check_class_indices(xp, target, num_classes, None)
     check_in_unit_interval(xp, input, "input")
-    q = check_number(q, "q", low=0.0, high=1.0, low_inclusive=False)
+    q = check_hyperparameter(q, "q", like=input, low=0.0, high=1.0, low_inclusive=False)
     out_dtype = input.dtype
     dtype = compute_dtype(xp, out_dtype)
     probs = xp.moveaxis(lift(xp, input, dtype), axis, -1)
@@ -690,7 +690,7 @@ def smooth_labels(
     Equivalent: ``optax.smooth_labels(labels, alpha)`` (one-hot labels).
     """
     xp = namespace(labels=labels)
-    alpha = check_number(alpha, "alpha", low=0.0, high=1.0)
+    alpha = check_hyperparameter(alpha, "alpha", like=labels, low=0.0, high=1.0)
     if num_classes is not None and (
         isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
     ):

@@ -36,6 +36,7 @@ from ..core.reduction import make_reducer
 from ..core.validation import (
     any_true,
     check_float_array,
+    check_hyperparameter,
     check_integer_array,
     check_mask,
     check_no_nan,
@@ -113,8 +114,8 @@ def _check_sample_mask(xp, where, n):
         raise ValueError(f"where must have shape ({n},), one flag per embedding; got {tuple(where.shape)}")
 
 
-def _check_temperature(temperature):
-    return check_number(temperature, "temperature", low=0.0, low_inclusive=False)
+def _check_temperature(temperature, like):
+    return check_hyperparameter(temperature, "temperature", like=like, low=0.0, low_inclusive=False)
 
 
 def _pair_masks(xp, labels, where):
@@ -170,9 +171,9 @@ def _check_triplet(xp, anchor, positive, negative):
     check_same_shape(anchor, negative, "anchor", "negative")
 
 
-def _check_margin_positive(margin):
+def _check_margin_positive(margin, like):
     # PyTorch refuses margin <= 0 for both triplet losses
-    return check_number(margin, "margin", low=0.0, low_inclusive=False)
+    return check_hyperparameter(margin, "margin", like=like, low=0.0, low_inclusive=False)
 
 
 def _triplet(xp, a, p, n, distance, margin, swap, reduction, where, wrt, dtype, out_dtype):
@@ -269,7 +270,7 @@ def triplet_margin(
     """
     xp = namespace(anchor=anchor, positive=positive, negative=negative, where=where)
     _check_triplet(xp, anchor, positive, negative)
-    margin = _check_margin_positive(margin)
+    margin = _check_margin_positive(margin, anchor)
     p = check_number(p, "p", low=0.0, low_inclusive=False)
     eps = check_number(eps, "eps")
     if not isinstance(swap, bool):
@@ -333,7 +334,7 @@ def triplet_margin_with_distance(
     """
     xp = namespace(anchor=anchor, positive=positive, negative=negative, where=where)
     _check_triplet(xp, anchor, positive, negative)
-    margin = _check_margin_positive(margin)
+    margin = _check_margin_positive(margin, anchor)
     if not isinstance(swap, bool):
         raise TypeError(f"swap must be a bool; got {type(swap).__name__}")
     if distance_function is not None and not callable(distance_function):
@@ -433,7 +434,7 @@ def cosine_embedding(
         raise TypeError(f"target must hold 1 and -1 as a floating or integer array; got dtype {target.dtype}")
     check_no_nan(xp, target, "target")
     check_values_in(xp, target, (1, -1), "target")
-    margin = check_number(margin, "margin")
+    margin = check_hyperparameter(margin, "margin", like=input1)
     out_dtype, dtype, (x1, x2) = _lift_all(xp, input1, input2)
     s1 = xp.sum(x1 * x1, axis=-1) + _COSINE_EMBEDDING_EPS
     s2 = xp.sum(x2 * x2, axis=-1) + _COSINE_EMBEDDING_EPS
@@ -618,7 +619,7 @@ def info_nce(
                 f"got {tuple(negative_keys.shape)}"
             )
         check_nonempty(negative_keys, "negative_keys")
-    temperature = _check_temperature(temperature)
+    temperature = _check_temperature(temperature, query)
     if not isinstance(normalize, bool):
         raise TypeError(f"normalize must be a bool; got {type(normalize).__name__}")
     _check_sample_mask(xp, where, n)
@@ -687,7 +688,7 @@ def _batch_inputs(xp, embeddings, labels, where, temperature=None):
     n = embeddings.shape[0]
     _check_labels(xp, labels, n)
     _check_sample_mask(xp, where, n)
-    t = None if temperature is None else _check_temperature(temperature)
+    t = None if temperature is None else _check_temperature(temperature, embeddings)
     out_dtype = embeddings.dtype
     dtype = compute_dtype(xp, out_dtype)
     return n, t, out_dtype, dtype, cast(xp, embeddings, dtype)
@@ -917,8 +918,8 @@ def circle(
     """
     xp = namespace(embeddings=embeddings, labels=labels, where=where)
     n, _, out_dtype, dtype, x = _batch_inputs(xp, embeddings, labels, where)
-    m = check_number(m, "m", low=0.0, high=1.0, high_inclusive=False)
-    gamma = check_number(gamma, "gamma", low=0.0, low_inclusive=False)
+    m = check_hyperparameter(m, "m", like=embeddings, low=0.0, high=1.0, high_inclusive=False)
+    gamma = check_hyperparameter(gamma, "gamma", like=embeddings, low=0.0, low_inclusive=False)
     if not isinstance(detach_weights, bool):
         raise TypeError(f"detach_weights must be a bool; got {type(detach_weights).__name__}")
     u, d, active = _normalize(xp, x, _NORMALIZE_FLOOR)

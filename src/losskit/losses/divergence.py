@@ -17,11 +17,11 @@ from ..core.validation import (
     any_true,
     check_axis,
     check_float_array,
+    check_hyperparameter,
     check_in_unit_interval,
     check_mask,
     check_no_nan,
     check_nonempty,
-    check_number,
     check_same_shape,
 )
 
@@ -367,7 +367,9 @@ def distillation_kl(
         raise ValueError("student_logits must have a class axis; got a 0-d array")
     check_nonempty(student_logits, "student_logits")
     check_no_nan(xp, teacher_logits, "teacher_logits")
-    temperature = check_number(temperature, "temperature", low=0.0, low_inclusive=False)
+    temperature = check_hyperparameter(
+        temperature, "temperature", like=student_logits, low=0.0, low_inclusive=False
+    )
     axis = check_axis(axis, student_logits.ndim)
     out_dtype = xp.result_type(student_logits.dtype, teacher_logits.dtype)
     dtype = compute_dtype(xp, out_dtype)

@@ -17,7 +17,7 @@ from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
 from ..core.pointwise import pointwise_loss
 from ..core.reduction import make_reducer
-from ..core.validation import check_class_targets, check_in_unit_interval, check_number
+from ..core.validation import check_class_targets, check_hyperparameter, check_in_unit_interval
 
 __all__ = ["sigmoid_focal", "softmax_focal", "poly1_cross_entropy"]
 
@@ -41,6 +41,17 @@ def _focal_log_u(xp, x, y):
     return m + xp.log(total), log_p, log_q
 
 
+def _focal_weight(xp, log_u, gamma):
+    """(1 - p_t)^gamma from log(1 - p_t), 1 at gamma = 0 even where 1 - p_t = 0.  gamma may be a
+    0-d array (traced, or learnable): then no Python branch reads it, and autograd never meets
+    0 * inf where 1 - p_t = 0."""
+    if isinstance(gamma, float):
+        return xp.exp(gamma * log_u) if gamma != 0.0 else xp.ones_like(log_u)
+    vanished = log_u == -math.inf
+    w = xp.exp(gamma * xp.where(vanished, xp.zeros_like(log_u), log_u))
+    return xp.where(vanished, xp.astype(gamma == 0, log_u.dtype) * xp.ones_like(log_u), w)
+
+
 def _sigmoid_focal_core(alpha, gamma):
     def core(xp, x, y, need_grad):
         # binary cross-entropy with logits as (1-y) softplus(x) + y softplus(-x): the same as
@@ -51,7 +62,7 @@ def _sigmoid_focal_core(alpha, gamma):
             xp, y, numerics.softplus(xp, -x)
         )
         log_u, log_p, log_q = _focal_log_u(xp, x, y)
-        w = xp.exp(gamma * log_u) if gamma != 0.0 else xp.ones_like(x)  # (1 - p_t)^gamma
+        w = _focal_weight(xp, log_u, gamma)  # (1 - p_t)^gamma
         value = w * ce
         a_t = None
         if alpha is not None:
@@ -121,8 +132,8 @@ def sigmoid_focal(
     ``alpha=None`` here); ``optax.losses.sigmoid_focal_loss(x, y, alpha=alpha, gamma=gamma)``.
     """
     if alpha is not None:
-        alpha = check_number(alpha, "alpha", low=0.0, high=1.0)
-    gamma = check_number(gamma, "gamma", low=0.0)
+        alpha = check_hyperparameter(alpha, "alpha", like=input, low=0.0, high=1.0)
+    gamma = check_hyperparameter(gamma, "gamma", like=input, low=0.0)
     return pointwise_loss(
         _sigmoid_focal_core(alpha, gamma),
         input,
@@ -224,14 +235,14 @@ def softmax_focal(
         raise TypeError(f"target must hold integer class indices; got dtype {target.dtype}")
     targets = check_class_targets(xp, input, target, axis, ignore_index, weight, where)
     axis, num_classes, sample_shape, _ = targets
-    gamma = check_number(gamma, "gamma", low=0.0)
+    gamma = check_hyperparameter(gamma, "gamma", like=input, low=0.0)
     out_dtype = input.dtype
     dtype = compute_dtype(xp, out_dtype)
     xs, e, rest, top = _softmax_parts(xp, input, axis, dtype)
     valid = target != ignore_index
     safe_t = xp.where(valid, target, xp.zeros_like(target))
     log_pt, u = _target_terms(xp, xs, rest, top, safe_t, num_classes)
-    w_focal = xp.pow(u, gamma) if gamma != 0.0 else xp.ones_like(u)
+    w_focal = xp.ones_like(u) if isinstance(gamma, float) and gamma == 0.0 else xp.pow(u, gamma)
     w_t = None
     if weight is not None:
         w_t = numerics.class_weights(xp, xp.astype(weight, dtype), safe_t, valid, sample_shape)
@@ -309,7 +320,7 @@ def poly1_cross_entropy(
     xp = namespace(input=input, target=target, weight=weight, where=where)
     targets = check_class_targets(xp, input, target, axis, ignore_index, weight, where)
     axis, num_classes, sample_shape, indices = targets
-    epsilon = check_number(epsilon, "epsilon")
+    epsilon = check_hyperparameter(epsilon, "epsilon", like=input)
     out_dtype = input.dtype
     dtype = compute_dtype(xp, out_dtype)
     xs, e, rest, top = _softmax_parts(xp, input, axis, dtype)

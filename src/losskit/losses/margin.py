@@ -32,11 +32,11 @@ from ..core.validation import (
     check_broadcastable_to,
     check_class_indices,
     check_float_array,
+    check_hyperparameter,
     check_in_unit_interval,
     check_integer_array,
     check_no_nan,
     check_nonempty,
-    check_number,
     check_values_in,
 )
 
@@ -256,7 +256,7 @@ def hinge_embedding(
 
     Equivalent: ``torch.nn.functional.hinge_embedding_loss``.
     """
-    margin = check_number(margin, "margin")
+    margin = check_hyperparameter(margin, "margin", like=input)
     return pointwise_loss(
         _hinge_embedding_core(margin),
         input,
@@ -486,7 +486,7 @@ def multi_margin(
     """
     if isinstance(p, bool) or p not in (1, 2):
         raise ValueError(f"p must be 1 or 2; got {p!r}")
-    margin = check_number(margin, "margin")
+    margin = check_hyperparameter(margin, "margin", like=input)
     xp = namespace(input=input, target=target, weight=weight, where=where)
     axis, num_classes, sample_shape = _index_targets(xp, input, target, axis)
     if weight is not None:

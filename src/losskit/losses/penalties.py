@@ -23,7 +23,12 @@ from collections.abc import Sequence
 from ..core.backend import Array, cast, compute_dtype, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.validation import check_broadcastable_to, check_float_array, check_number, check_reduction
+from ..core.validation import (
+    check_broadcastable_to,
+    check_float_array,
+    check_hyperparameter,
+    check_reduction,
+)
 
 __all__ = ["l1_penalty", "l2_penalty"]
 
@@ -64,7 +69,7 @@ def _twice(xp, x):
 def _penalty(params, scale, reduction, where, wrt, element, derivative):
     if not params:
         raise TypeError("a penalty needs at least one parameter array")
-    scale = check_number(scale, "scale", low=0.0)
+    scale = check_hyperparameter(scale, "scale", like=params[0] if params else None, low=0.0)
     check_reduction(reduction, ("sum", "mean"))
     masks = _masks(where, len(params))
     names = {f"params[{i}]": p for i, p in enumerate(params)}

@@ -18,10 +18,10 @@ from ..core.reduction import make_reducer
 from ..core.validation import (
     any_true,
     check_float_array,
+    check_hyperparameter,
     check_mask,
     check_no_nan,
     check_nonempty,
-    check_number,
     check_same_shape,
     check_values_in,
 )
@@ -73,7 +73,7 @@ def margin_ranking(
     check_nonempty(input1, "input1")
     check_no_nan(xp, target, "target")
     check_values_in(xp, target, (1, -1), "target")
-    margin = check_number(margin, "margin")
+    margin = check_hyperparameter(margin, "margin", like=input1)
     out_dtype = xp.result_type(input1.dtype, input2.dtype, target.dtype)
     dtype = compute_dtype(xp, out_dtype)
     x1, x2, y = (cast(xp, a, dtype) for a in (input1, input2, target))

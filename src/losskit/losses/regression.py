@@ -25,6 +25,7 @@ from ..core.pointwise import pointwise_loss
 from ..core.reduction import make_reducer
 from ..core.validation import (
     check_float_array,
+    check_hyperparameter,
     check_no_nan,
     check_nonempty,
     check_number,
@@ -166,7 +167,7 @@ def huber(
 
     Equivalent: ``torch.nn.functional.huber_loss``, ``optax.losses.huber_loss``.
     """
-    delta = check_number(delta, "delta", low=0.0, low_inclusive=False)
+    delta = check_hyperparameter(delta, "delta", like=input, low=0.0, low_inclusive=False)
     return pointwise_loss(_huber_core(delta), input, target, reduction=reduction, where=where, wrt=wrt)
 
 
@@ -542,7 +543,7 @@ def quantile(
     Equivalent: TensorFlow Addons ``PinballLoss(tau=q)``; scikit-learn
     ``mean_pinball_loss(alpha=q)``.
     """
-    q = check_number(q, "q", low=0.0, high=1.0)
+    q = check_hyperparameter(q, "q", like=input, low=0.0, high=1.0)
     return pointwise_loss(_quantile_core(q), input, target, reduction=reduction, where=where, wrt=wrt)
 
 

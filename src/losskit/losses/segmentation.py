@@ -42,10 +42,10 @@ from ..core.validation import (
     check_axis,
     check_class_indices,
     check_float_array,
+    check_hyperparameter,
     check_in_unit_interval,
     check_no_nan,
     check_nonempty,
-    check_number,
 )
 
 __all__ = ["dice", "tversky"]
@@ -93,7 +93,7 @@ def _overlap_loss(
         raise TypeError(f"ignore_background must be a bool; got {type(ignore_background).__name__}")
     if ignore_background and num_classes < 2:
         raise ValueError("ignore_background=True needs at least 2 classes along axis; got 1")
-    smooth = check_number(smooth, "smooth", low=0.0)
+    smooth = check_hyperparameter(smooth, "smooth", like=input, low=0.0)
     if activation is None:
         check_in_unit_interval(xp, input, "input")
     sample_shape = tuple(d for i, d in enumerate(input.shape) if i != axis)
@@ -308,8 +308,8 @@ def tversky(
     smooth=smooth, reduction="none")`` with softmax logits, classes last (same numbers);
     Keras ``Tversky`` sums over the whole batch instead of per sample.
     """
-    alpha = check_number(alpha, "alpha", low=0.0)
-    beta = check_number(beta, "beta", low=0.0)
+    alpha = check_hyperparameter(alpha, "alpha", like=input, low=0.0)
+    beta = check_hyperparameter(beta, "beta", like=input, low=0.0)
     return _overlap_loss(
         input,
         target,
