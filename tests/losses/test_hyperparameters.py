@@ -154,6 +154,13 @@ SMOOTH = [
     Hyper("dice-smooth", lk.dice, "smooth", 0.5, _segmentation),
     Hyper("tversky-alpha", lk.tversky, "alpha", 0.3, _segmentation),
     Hyper("tversky-beta", lk.tversky, "beta", 0.7, _segmentation),
+    Hyper(
+        "smooth_labels-alpha",
+        lambda labels, alpha: lk.smooth_labels(labels, alpha)[..., 0],
+        "alpha",
+        0.1,
+        lambda r: (np.eye(4)[r.integers(0, 4, 6)],),
+    ),
     Hyper("l1_penalty-scale", lk.l1_penalty, "scale", 0.01, lambda r: (r.standard_normal((3, 4)),)),
     Hyper("l2_penalty-scale", lk.l2_penalty, "scale", 0.01, lambda r: (r.standard_normal((3, 4)),)),
 ]
@@ -162,6 +169,29 @@ SMOOTH = [
 FIXED = [
     Hyper("smooth_l1-beta", lk.smooth_l1, "beta", 0.5, lambda r: (r.random(7) * 2, r.random(7) * 2)),
     Hyper("msle-eps", lk.msle, "eps", 1e-6, lambda r: (r.random(7), r.random(7))),
+    Hyper("mape-eps", lk.mape, "eps", 1e-3, lambda r: (r.standard_normal(7), r.standard_normal(7))),
+    Hyper("poisson_nll-eps", lk.poisson_nll, "eps", 1e-3, lambda r: (r.random(7) + 0.5, r.random(7))),
+    Hyper(
+        "gaussian_nll-eps",
+        lk.gaussian_nll,
+        "eps",
+        1e-3,
+        lambda r: (r.standard_normal(7), r.standard_normal(7), r.random(7) + 0.1),
+    ),
+    Hyper(
+        "cosine_distance-epsilon",
+        lk.cosine_distance,
+        "epsilon",
+        1e-3,
+        lambda r: (r.standard_normal((5, 3)), r.standard_normal((5, 3))),
+    ),
+    Hyper(
+        "triplet_margin-eps",
+        lk.triplet_margin,
+        "eps",
+        1e-3,
+        lambda r: tuple(r.standard_normal((5, 3)) for _ in range(3)),
+    ),
     Hyper("tweedie-power", lk.tweedie, "power", 1.5, lambda r: (r.random(7) + 0.1, r.random(7))),
     Hyper(
         "triplet_margin-p",
@@ -176,6 +206,20 @@ FIXED = [
         "label_smoothing",
         0.1,
         lambda r: (r.standard_normal((6, 4)), r.integers(0, 4, 6)),
+    ),
+    Hyper(
+        "cross_entropy-z_loss",
+        lk.cross_entropy,
+        "z_loss",
+        1e-3,
+        lambda r: (r.standard_normal((6, 4)), r.integers(0, 4, 6)),
+    ),
+    Hyper(
+        "linear_cross_entropy-softcap",
+        lk.linear_cross_entropy,
+        "softcap",
+        5.0,
+        lambda r: (r.standard_normal((6, 3)), r.standard_normal((4, 3)), r.integers(0, 4, 6)),
     ),
     Hyper(
         "cross_entropy-temperature",
