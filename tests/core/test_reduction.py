@@ -208,11 +208,6 @@ def test_make_reducer_weighted_mean_divides_by_the_signed_sum():
     assert float(nothing.value(per)) == 0.0 and np.all(nothing.grad(np.ones(3)) == 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the JAX fast path computes its own weighted-mean factor (losskit/jax/functional.py) "
-    "and still maps a weight sum <= 0 to a mean of 0",
-)
 def test_jax_fast_path_weighted_mean_with_negative_weights_is_pytorchs():
     import jax
     import jax.numpy as jnp

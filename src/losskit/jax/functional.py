@@ -45,28 +45,44 @@ def _is_zero(tangent: object) -> bool:
 # -- cross-entropy -----------------------------------------------------------------------------
 
 
+def _shifted(zx, m):
+    """The logits shifted by their row maximum ``m`` at softmax's limits, as
+    :func:`losskit.core.numerics.shift` does for the portable code: a row holding ``+inf`` is
+    shifted by ``+inf`` (0 at its ``+inf`` entries, ``-inf`` elsewhere), a row of ``-inf``
+    only by 0 (``m`` arrives as 0 there), and a NaN stays NaN."""
+    return jnp.where(zx == jnp.inf, 0.0, zx - m)
+
+
 def _ce_rows(x2, t, w, scale, spec: CrossEntropySpec, need_grad: bool):
     """Row losses of (M, C) logits and, if asked, the gradient of ``sum(scale * row_loss)``;
-    also each row's log-sum-exp and target logit (after the temperature)."""
+    also what the derivative with respect to the class weights uses: each row's ``-log p`` of
+    its target, ``log sum exp`` of its shifted logits and its shift ``m`` (after the
+    temperature).
+
+    Only the exponentials read the shifted logits (fused with them, never stored); the target
+    logit and the smoothing sum read the input and are brought to the limits row by row, so a
+    finite row pays one comparison per entry for infinite logits."""
     eps, inv_t, z = spec.label_smoothing, 1.0 / spec.temperature, spec.z_loss
     c = x2.shape[-1]
     zx = x2 * inv_t if inv_t != 1.0 else x2
     m = jnp.max(zx, axis=-1, keepdims=True)
-    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
-    e = jnp.exp(zx - m)
+    m = jax.lax.stop_gradient(jnp.where(m == -jnp.inf, 0.0, m))
+    e = jnp.exp(_shifted(zx, m))
     total = jnp.sum(e, axis=-1, keepdims=True)
-    lse = (m + jnp.log(total))[:, 0]
+    m = m[:, 0]
+    log_total = jnp.log(total)[:, 0]
+    lse = m + log_total
     z_t = jnp.take_along_axis(zx, t[:, None], axis=-1)[:, 0]
+    nll = log_total - _shifted(z_t, m)  # -log p of the target
     w_t = w[t] if spec.weighted else jnp.ones_like(lse)
     w_total = jnp.sum(w) if spec.weighted else float(c)
-    loss = w_t * (lse - z_t)
+    loss = w_t * nll
     if eps > 0:
-        x_w = zx @ w if spec.weighted else jnp.sum(zx, axis=-1)
-        loss = (1.0 - eps) * loss + (eps / c) * (w_total * lse - x_w)
+        loss = (1.0 - eps) * loss + (eps / c) * _smoothing_term(zx, w, m, lse, log_total, spec)
     if z > 0:
         loss = loss + z * lse * lse
     if not need_grad:
-        return loss, None, lse, z_t
+        return loss, None, (nll, log_total, m)
     # d loss / d zx = A p - (1 - eps) w_t e_t - (eps / C) w with A = (1 - eps) w_t
     # + (eps / C) sum(w) + 2 z lse; one more factor 1/T for d zx / d x
     a = (1.0 - eps) * w_t + (eps / c) * w_total
@@ -78,12 +94,37 @@ def _ce_rows(x2, t, w, scale, spec: CrossEntropySpec, need_grad: bool):
     if eps > 0:
         g = g - (s * (eps / c))[:, None] * (w[None, :] if spec.weighted else 1.0)
     g = jnp.where((scale != 0)[:, None], g, 0.0)
-    return loss, g, lse, z_t
+    return loss, g, (nll, log_total, m)
+
+
+def _weighted_shifted_sum(zx, w, m, spec: CrossEntropySpec):
+    """``sum_c w_c zs_c`` over the shifted logits ``zs``, a weight of 0 adding 0 even at an
+    infinite logit (the portable code's ``0 log 0 = 0``)."""
+    zs = _shifted(zx, m[:, None])
+    if spec.weighted:
+        return jnp.sum(jnp.where(w == 0, 0.0, zs) * w, axis=-1)
+    return jnp.sum(zs, axis=-1)
+
+
+def _smoothing_term(zx, w, m, lse, log_total, spec: CrossEntropySpec):
+    """``-sum_c w_c log p_c`` per row (``w`` all 1 without class weights).
+
+    Written ``sum(w) lse - zx @ w``, a sum over the input that XLA fuses with its maximum; a
+    row where that is not finite (an infinite logit, a NaN) takes ``sum(w) log_total -
+    sum_c w_c zs_c`` over the shifted logits instead, computed only when some row needs it."""
+    w_total = jnp.sum(w) if spec.weighted else float(zx.shape[-1])
+    direct = w_total * lse - (zx @ w if spec.weighted else jnp.sum(zx, axis=-1))
+    redo = ~jnp.isfinite(direct)
+
+    def limits():
+        return jnp.where(redo, w_total * log_total - _weighted_shifted_sum(zx, w, m, spec), direct)
+
+    return jax.lax.cond(jnp.any(redo), limits, lambda: direct)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(5,))
 def _ce(x2, t, w, mask, factor, spec: CrossEntropySpec):
-    loss, _, _, _ = _ce_rows(x2, t, w, None, spec, need_grad=False)
+    loss, _, _ = _ce_rows(x2, t, w, None, spec, need_grad=False)
     per = jnp.where(mask, loss, 0.0)
     return per if spec.reduction == "none" else jnp.sum(per) * factor
 
@@ -93,20 +134,24 @@ def _ce_jvp(spec: CrossEntropySpec, primals, tangents):
     x_dot, _, w_dot, _, factor_dot = tangents
     per_row = spec.reduction == "none"
     scale = jnp.where(mask, 1.0 if per_row else factor, 0.0).astype(x2.dtype)
-    loss, g, lse, z_t = _ce_rows(x2, t, w, scale, spec, need_grad=not _is_zero(x_dot))
+    loss, g, (nll, log_total, m) = _ce_rows(x2, t, w, scale, spec, need_grad=not _is_zero(x_dot))
     per = jnp.where(mask, loss, 0.0)
     value = per if per_row else jnp.sum(per) * factor
     tangent = jnp.zeros_like(value)
     if g is not None:  # the gradient saved for reverse mode: the backward is one multiply
         tangent = tangent + (jnp.sum(g * x_dot, axis=-1) if per_row else jnp.sum(g * x_dot))
     if spec.weighted and not _is_zero(w_dot):
-        # d row_loss / d w: (1 - eps)(lse - z_t) at the target, (eps / C)(lse - zx) everywhere
+        # d row_loss / d w: (1 - eps)(-log p_t) at the target, (eps / C)(-log p) everywhere
+        # but where the weight is 0 (the portable code's 0 log 0).  Rows that do not count are
+        # zeroed before the products, so reverse mode never multiplies a zero cotangent by
+        # what they hold (NaN, inf).
         eps, c = spec.label_smoothing, x2.shape[-1]
-        d_row = (1.0 - eps) * w_dot[t] * (lse - z_t)
+        d_row = (1.0 - eps) * w_dot[t] * jnp.where(mask, nll, 0.0)
         if eps > 0:
-            zx = x2 / spec.temperature if spec.temperature != 1.0 else x2
-            d_row = d_row + (eps / c) * (lse * jnp.sum(w_dot) - zx @ w_dot)
-        d_row = jnp.where(mask, d_row, 0.0)
+            zx = x2 * (1.0 / spec.temperature) if spec.temperature != 1.0 else x2
+            zs_w0 = jnp.where(mask[:, None] & (w != 0), _shifted(zx, m[:, None]), 0.0)
+            log_total = jnp.where(mask, log_total, 0.0)
+            d_row = d_row + (eps / c) * (log_total * jnp.sum(w_dot) - zs_w0 @ w_dot)
         tangent = tangent + (d_row if per_row else jnp.sum(d_row) * factor)
     if not per_row and not _is_zero(factor_dot):
         tangent = tangent + jnp.sum(per) * factor_dot
@@ -133,10 +178,13 @@ def cross_entropy_fast_path(spec: CrossEntropySpec, arrays: CrossEntropyArrays, 
     if spec.reduction == "mean":
         if normalizer is not None:
             factor = 1.0 / jnp.asarray(normalizer, dtype)
-        else:  # PyTorch's weighted mean; 0 with a zero gradient when nothing counts
+        else:
+            # PyTorch's weighted mean: the counted weights' sum whatever its sign (a sum of 0
+            # gives inf or NaN, as PyTorch); 0 with a zero gradient only when nothing counts
             counted = jnp.where(mask, w[safe_t] if weight is not None else 1.0, 0.0)
             denominator = jnp.sum(counted.astype(dtype))
-            factor = jnp.where(denominator > 0, 1.0 / jnp.where(denominator > 0, denominator, 1.0), 0.0)
+            anything = jnp.any(mask)
+            factor = jnp.where(anything, 1.0 / jnp.where(anything, denominator, 1.0), 0.0)
     else:
         factor = jnp.asarray(1.0, dtype)
     value = _ce(x2, safe_t, w, mask, factor.astype(dtype), spec)

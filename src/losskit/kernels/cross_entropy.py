@@ -298,7 +298,13 @@ class RowConstants:
 
 
 def numpy_rows(x2: np.ndarray, g2: np.ndarray | None, row_loss: np.ndarray, s: RowConstants) -> None:
-    """Row losses into ``row_loss`` and (if ``g2``) gradient rows into ``g2`` (may be ``x2``)."""
+    """Row losses into ``row_loss`` and (if ``g2``) gradient rows into ``g2`` (may be ``x2``).
+
+    Infinite logits get softmax's limits, as :func:`losskit.core.numerics.shift` gives them to
+    the portable code: a row holding ``+inf`` puts all its probability on its ``+inf`` entries
+    (found from the row maximum, which the kernel computes anyway, so finite rows pay nothing),
+    a NaN makes its row NaN, and a class weighted 0 adds 0 even where its logit is infinite
+    (``0 * log 0 = 0``; repaired only in the rows whose weighted sum came out non-finite)."""
     n_rows, C = x2.shape
     dt = x2.dtype.type
     block = block_rows(C, x2.itemsize)
@@ -320,12 +326,25 @@ def numpy_rows(x2: np.ndarray, g2: np.ndarray | None, row_loss: np.ndarray, s: R
                 buf = scratch[worker] = np.empty((block, C), dtype=x2.dtype)
             gb = buf[:n]
         # everything read from the raw logits is read before gb (maybe xb itself) is written
+        m = xb.max(axis=1)
+        finite = np.isfinite(m)
+        top = None  # the rows holding +inf, and where their +inf entries are
+        if not finite.all():
+            top = np.flatnonzero(m == np.inf)
+            top = (top, xb[top] == np.inf) if top.size else None
+            # a NaN row keeps its NaN maximum, so its shifted logits are all NaN; a row of
+            # -inf only is shifted by 0
+            m = np.where(np.isinf(m), dt(0), m)
         if s.q is None:
             r = np.arange(n)
             tb = s.safe_t[lo:hi]
             x_t = xb[r, tb]
             if s.eps > 0:
-                x_w = xb.sum(axis=1) if s.w is None else xb @ s.w
+                if s.w is None:
+                    x_w = xb.sum(axis=1)
+                else:
+                    x_w = xb @ s.w
+                    _zero_weight_adds_zero(x_w, xb, s.w, finite)
         else:
             qb = s.q[lo:hi]
             if s.eps > 0:
@@ -333,14 +352,15 @@ def numpy_rows(x2: np.ndarray, g2: np.ndarray | None, row_loss: np.ndarray, s: R
             wqb = qb if s.w is None else qb * s.w
             sum_wq = wqb.sum(axis=1)
             x_wq = np.einsum("ij,ij->i", wqb, xb)
-        m = xb.max(axis=1)
-        m = np.where(np.isfinite(m), m, dt(0))
+            _zero_weight_adds_zero(x_wq, xb, wqb, finite)
         np.subtract(xb, m[:, None], out=gb)
+        if top is not None:  # shifted by +inf: 0 at the +inf entries, -inf elsewhere
+            gb[top[0]] = np.where(top[1], dt(0), dt(-np.inf))
         if s.inv_t != 1.0:
             np.multiply(gb, inv_t, out=gb)
         np.exp(gb, out=gb)
         total = gb.sum(axis=1)
-        lse = m * inv_t + np.log(total)
+        lse = m * inv_t + np.log(total)  # log k in a row of k entries at +inf: finite until below
         if s.q is None:
             w_tb = None if s.w_t is None else s.w_t[lo:hi]
             nll = lse - x_t * inv_t
@@ -352,6 +372,13 @@ def numpy_rows(x2: np.ndarray, g2: np.ndarray | None, row_loss: np.ndarray, s: R
             loss = lse * sum_wq - x_wq * inv_t
         if s.z > 0:
             loss = loss + z * lse * lse
+        if top is not None:  # the rows at +inf: their loss at the limit, and an infinite lse
+            at, hot = top
+            if s.q is None:
+                loss[at] = _top_row_losses(hot, s, dt, t=tb[at], rows=lo + at)
+            else:
+                loss[at] = _top_row_losses(hot, s, dt, wq=wqb[at])
+            lse[at] = np.inf
         row_loss[lo:hi] = loss
         if g2 is None:
             return
@@ -381,3 +408,49 @@ def numpy_rows(x2: np.ndarray, g2: np.ndarray | None, row_loss: np.ndarray, s: R
                 gb[sk] = 0
 
     run_row_blocks(n_rows, block, rows, threads=threads)
+
+
+def _zero_weight_adds_zero(dot: np.ndarray, xb: np.ndarray, wb: np.ndarray, finite_max: np.ndarray) -> None:
+    """Recompute, in place, the rows of ``dot = sum_c wb_c xb_c`` that came out non-finite,
+    with a weight of 0 adding 0 even at an infinite logit (``0 * -inf`` would be NaN).  Rows
+    holding ``+inf`` or NaN (``finite_max`` False) get their loss elsewhere; finite sums are
+    left alone, so the common case costs one check of ``dot``."""
+    redo = np.flatnonzero(~np.isfinite(dot) & finite_max)
+    if redo.size:
+        w = wb if wb.ndim == 1 else wb[redo]
+        dot[redo] = np.sum(np.where(w == 0, 0, xb[redo]) * w, axis=1)
+
+
+def _top_row_losses(
+    hot: np.ndarray,
+    s: RowConstants,
+    dt: type,
+    *,
+    t: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    wq: np.ndarray | None = None,
+) -> np.ndarray:
+    """Losses of the rows holding ``+inf`` (``hot`` marks those entries; the rows' integer
+    targets ``t`` and indices ``rows``, or their weighted target probabilities ``wq``), at
+    softmax's limit: the ``k`` entries at ``+inf`` share all the probability, so ``log p`` is
+    ``-log k`` there and ``-inf`` elsewhere, and a target there costs ``log k`` and ``+inf``
+    elsewhere -- the portable code's numbers."""
+    log_k = np.log(hot.sum(axis=1, dtype=dt))
+    C = hot.shape[1]
+    log_p = np.where(hot, -log_k[:, None], dt(-np.inf))  # log softmax at the limit
+    with np.errstate(invalid="ignore"):  # +inf and -inf weighted terms meet: NaN, as portable
+        if wq is not None:
+            loss = -np.sum(np.where(wq == 0, dt(0), log_p) * wq, axis=1)
+        else:
+            loss = -log_p[np.arange(len(t)), t]
+            if s.w_t is not None:
+                loss = s.w_t[rows] * loss
+            if s.eps > 0:
+                if s.w is None:
+                    smooth = -np.sum(log_p, axis=1)
+                else:
+                    smooth = -np.sum(np.where(s.w == 0, dt(0), log_p) * s.w, axis=1)
+                loss = dt(1.0 - s.eps) * loss + dt(s.eps / C) * smooth
+        if s.z > 0:
+            loss = loss + dt(np.inf)
+    return loss

@@ -6,9 +6,13 @@ Importing this module imports numba (and raises ImportError without it);
 (``kernel="numba"``, or ``LOSSKIT_FUSED_KERNEL=numba`` for ``kernel="auto"``) and not disabled
 (``LOSSKIT_DISABLE_NUMBA=1``).
 
-For each row the kernel makes four passes while the row sits in cache: the maximum (and the
-row sum or weighted sum for label smoothing), the exponentials, their scaling and sum, and the
-gradient written once.  The exponential is computed in-line (range reduction to
+For each row the kernel makes four passes while the row sits in cache: the maximum (and
+whether the row holds NaN; then the row sum or weighted sum for label smoothing), the
+exponentials, their scaling and sum, and the gradient written once.  Rows that are not finite
+take softmax's limits as the portable code does, in branches that finite rows never enter: a NaN
+gives a NaN loss and gradient, a ``+inf`` maximum puts all the probability on the row's ``+inf``
+entries, and a weighted sum that comes out non-finite is summed again with weights of 0 adding
+0 at infinite logits.  The exponential is computed in-line (range reduction to
 :math:`2^k e^r` with :math:`|r| \\le \\ln 2 / 2` and a degree-7 Taylor polynomial, relative
 error below float32's epsilon) so that the compiler vectorises it; libm's ``expf`` would not
 be.  float32 logits with index targets only; everything else stays on the NumPy kernel.
@@ -62,6 +66,20 @@ def _exp_row(src, dst, bits, m, inv_t):
 
 
 @numba.njit(nogil=True, fastmath=_FLAGS, cache=True)
+def _weighted_sum(xi, w, skip_zero):
+    """sum_j w_j xi_j; with ``skip_zero`` a weight of 0 adds 0 even at an infinite logit."""
+    acc = np.float32(0.0)
+    if skip_zero:
+        for j in range(xi.shape[0]):
+            if w[j] != 0:
+                acc += xi[j] * w[j]
+    else:
+        for j in range(xi.shape[0]):
+            acc += xi[j] * w[j]
+    return acc
+
+
+@numba.njit(nogil=True, fastmath=_FLAGS, cache=True)
 def _ce_block(
     x, g, ebuf, bits, lo, hi, need_grad, t, w_t, w, eps, w_total, inv_t, z, row_scale, skip, row_loss
 ):
@@ -71,43 +89,82 @@ def _ce_block(
     has_skip = skip.shape[0] > 0
     one_m_eps = np.float32(1.0 - eps)
     eps_c = np.float32(eps / c)
+    inf = np.float32(np.inf)
     for i in range(lo, hi):
         xi = x[i]
+        # the maximum, and whether the row holds NaN (max() skips a NaN after the first entry)
         m = xi[0]
+        nan = xi[0] != xi[0]
         for j in range(1, c):
-            m = max(m, xi[j])
-        if not math.isfinite(m):
-            m = np.float32(0.0)
-        x_w = np.float32(0.0)
-        if eps > 0:
-            if has_w:
+            v = xi[j]
+            m = max(m, v)
+            nan |= v != v
+        skipped = has_skip and skip[i]
+        if nan:  # a NaN logit: NaN loss and gradient, as the portable code
+            row_loss[i] = np.float32(np.nan)
+            if need_grad:
+                gi = g[i]
+                fill = np.float32(0.0) if skipped else np.float32(np.nan)
                 for j in range(c):
-                    x_w += xi[j] * w[j]
-            else:
-                for j in range(c):
-                    x_w += xi[j]
+                    gi[j] = fill
+            continue
         ti = t[i]
         x_t = xi[ti]
-        # exponentials into a cached scratch row, never into g: g may be x itself (in place),
-        # and a loop whose input and output alias is not vectorised
-        total = _exp_row(xi, ebuf, bits, m, inv_t)
-        lse = m * inv_t + np.float32(math.log(total))
         wt = w_t[i] if has_wt else np.float32(1.0)
-        loss = wt * (lse - x_t * inv_t)
-        if eps > 0:
-            loss = one_m_eps * loss + eps_c * (np.float32(w_total) * lse - x_w * inv_t)
-        if z > 0:
-            loss += np.float32(z) * lse * lse
+        if m == inf:
+            # softmax's limit: the k entries at +inf share all the probability, so log p is
+            # -log k there and -inf elsewhere; everything is read before g (maybe x) is written
+            k = np.float32(0.0)
+            acc = np.float32(0.0)  # sum_j w_j log p_j over the entries off +inf with w_j != 0
+            for j in range(c):
+                hot = xi[j] == inf
+                ebuf[j] = np.float32(1.0) if hot else np.float32(0.0)
+                k += ebuf[j]
+                if eps > 0 and not hot:
+                    wj = w[j] if has_w else np.float32(1.0)
+                    if wj != 0:
+                        acc += wj * -inf
+            total = k
+            log_k = np.float32(math.log(k))
+            lse = inf
+            loss = wt * (log_k if x_t == inf else inf)
+            if eps > 0:
+                loss = one_m_eps * loss + eps_c * (np.float32(w_total) * log_k - acc)
+            if z > 0:
+                loss += inf
+        else:
+            if not math.isfinite(m):
+                m = np.float32(0.0)  # every entry -inf
+            x_w = np.float32(0.0)
+            if eps > 0:
+                if has_w:
+                    x_w = _weighted_sum(xi, w, False)
+                    if not math.isfinite(x_w):  # 0 * -inf is NaN; a weight of 0 adds 0
+                        x_w = _weighted_sum(xi, w, True)
+                else:
+                    for j in range(c):
+                        x_w += xi[j]
+            # exponentials into a cached scratch row, never into g: g may be x itself (in
+            # place), and a loop whose input and output alias is not vectorised
+            total = _exp_row(xi, ebuf, bits, m, inv_t)
+            lse = m * inv_t + np.float32(math.log(total))
+            loss = wt * (lse - x_t * inv_t)
+            if eps > 0:
+                loss = one_m_eps * loss + eps_c * (np.float32(w_total) * lse - x_w * inv_t)
+            if z > 0:
+                loss += np.float32(z) * lse * lse
         row_loss[i] = loss
         if not need_grad:
             continue
         sc = row_scale[i]
         gi = g[i]
-        if has_skip and skip[i]:
+        if skipped:
             for j in range(c):
                 gi[j] = np.float32(0.0)
             continue
-        a = one_m_eps * wt + eps_c * np.float32(w_total) + np.float32(2.0 * z) * lse
+        a = one_m_eps * wt + eps_c * np.float32(w_total)
+        if z > 0:
+            a += np.float32(2.0 * z) * lse
         coef = sc * a / total
         sub = sc * eps_c
         if eps > 0 and has_w:
