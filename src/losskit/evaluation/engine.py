@@ -335,11 +335,16 @@ def _probe(address: str, timeout: float) -> None:
 def _connect(address: str, timeout: float):
     """A client of the scheduler at ``address``, or an :class:`EvaluationError` within about
     ``timeout`` seconds."""
+    import dask.utils
     from distributed import Client
 
     _probe(address, timeout)
+    # the probe has had the scheduler's answer within ``timeout``; the client lives as long as
+    # the computation, and its timeout also bounds every later connection it opens and how long
+    # it tries to reconnect, so a short one would end a long evaluation at a passing stall
+    kept = dask.utils.parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
     try:
-        client = Client(address, timeout=timeout)
+        client = Client(address, timeout=max(timeout, kept))
     except Exception as exc:  # whatever the connection raises, the user gets one line
         reason = str(exc).strip() or type(exc).__name__
         raise EvaluationError(
@@ -584,7 +589,9 @@ def evaluate(
         ``"auto"``: the machine's memory shared among the workers).
       connect_timeout: seconds to wait for the scheduler at ``scheduler``'s address: for the
         whole connection (connect, handshake, the scheduler's first answer), so an address that
-        accepts connections but is no Dask scheduler fails in that time (default 10).
+        accepts connections but is no Dask scheduler fails in that time (default 10).  Once
+        it has answered, the connection keeps Dask's own timeouts
+        (``distributed.comm.timeouts.connect``) while the evaluation runs.
       chunk_rows: rows per chunk of ``.npy`` inputs, or ``"auto"`` (default: about 8 MiB per
         chunk, or the row groups of a Parquet input on the other side).  Parquet inputs are
         read one row group at a time.
