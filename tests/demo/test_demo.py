@@ -131,3 +131,88 @@ def test_progress_falls_back_to_plain_lines_without_tqdm(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "training: 100% (20/20 steps)" in err and "training:  50%" in err
     assert demo._progress(5, "quiet", enabled=False).stream is None
+
+
+# -- the core install: no matplotlib ----------------------------------------------------------
+
+NO_MATPLOTLIB = """
+import sys
+sys.modules["matplotlib"] = None  # as if matplotlib were not installed
+from losskit.cli import main
+code = main(sys.argv[1:])
+assert not [m for m in sys.modules if m.startswith("matplotlib.")], "matplotlib was imported"
+sys.exit(code)
+"""
+
+
+def test_demo_without_matplotlib_runs_to_the_end_through_the_command(tmp_path):
+    out = tmp_path / "pictures"
+    r = subprocess.run(
+        [sys.executable, "-c", NO_MATPLOTLIB, "demo", "--quick", "--no-progress", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "error" not in r.stderr
+    text = r.stdout
+    for part in ("Worked examples", "close to the baseline", "bad_init", "Summary:", "perplexity", "Done in"):
+        assert part in text
+    assert text.count("losskit[plot]") == 1 and "pip install 'losskit[plot]'" in text
+    assert "matplotlib is not installed" in text and "Loss curves written" not in text
+    assert not out.exists() and not list(tmp_path.rglob("*.png"))
+
+
+def test_plots_are_checked_before_training(monkeypatch, tmp_path):
+    from losskit import demo
+
+    calls = []
+    train = demo._train
+    missing = "matplotlib is not installed"
+    monkeypatch.setattr(demo, "_plots_missing", lambda: calls.append("check") or missing)
+    monkeypatch.setattr(demo, "_train", lambda **kw: calls.append("train") or train(**kw))
+    text = io.StringIO()
+    result = run_demo(tmp_path / "out", quick=True, progress=False, stream=text)
+    assert calls == ["check", "train", "train"]
+    assert result.plots_skipped == "matplotlib is not installed"
+    assert [t.plot for t in result.tasks] == [None, None] and not (tmp_path / "out").exists()
+    note = "Loss curves not plotted: matplotlib is not installed; pip install 'losskit[plot]' for the PNGs."
+    assert note in text.getvalue()
+
+
+def test_no_check_and_no_message_without_plots(monkeypatch, tmp_path):
+    from losskit import demo
+
+    monkeypatch.setattr(demo, "_plots_missing", lambda: pytest.fail("checked although no plots were asked"))
+    text = io.StringIO()
+    result = run_demo(tmp_path / "out", quick=True, progress=False, stream=text, plots=False)
+    assert result.plots_skipped is None and "losskit[plot]" not in text.getvalue()
+    assert not (tmp_path / "out").exists()
+
+
+def test_plots_missing_looks_without_importing(monkeypatch):
+    from losskit import demo
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert demo._plots_missing() == "matplotlib is not installed"
+
+
+def test_matplotlib_that_fails_to_import_keeps_the_report(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # found, but it cannot be imported
+    text = io.StringIO()
+    result = run_demo(tmp_path / "out", quick=True, progress=False, stream=text)
+    assert result.plots_skipped.startswith("matplotlib cannot be imported")
+    assert "Summary:" in text.getvalue() and text.getvalue().count("losskit[plot]") == 1
+    assert not list(tmp_path.rglob("*.png"))
+
+
+def test_demo_runs_its_matrix_products_on_one_blas_thread():
+    from threadpoolctl import threadpool_info
+
+    from losskit import demo
+
+    with demo._one_blas_thread():
+        blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+        assert all(p["num_threads"] == 1 for p in blas)

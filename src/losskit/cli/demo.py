@@ -12,7 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="worked examples, two small NumPy MLPs trained with losskit's gradients, diagnosed and plotted",
         description="Print the worked examples (loss, analytic gradient, constant-guess baseline), train a "
         "next-character classifier (cross-entropy) and a regression (MSE) in pure NumPy with losskit's "
-        "analytic loss gradients, diagnose both runs, print a summary and write the loss curves as PNGs.",
+        "analytic loss gradients, diagnose both runs, print a summary and write the loss curves as PNGs. "
+        "The PNGs need matplotlib (pip install 'losskit[plot]'); without it everything else runs and the "
+        "report says the plots were skipped.",
         epilog="examples:\n  losskit demo\n  losskit demo --quick --out /tmp/demo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -8,11 +8,16 @@
    on data generated in :mod:`losskit.demo.data`.
 3. ``losskit.diagnose`` on each run's own history (it should find the starting loss close to
    the baseline and nothing wrong), a summary table, and the loss curves as PNGs in a folder.
+
+The demo needs only the core install.  The PNGs need matplotlib (``pip install 'losskit[plot]'``):
+whether it is there is checked before training, and without it the demo says so once and does
+everything else.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import sys
 import time
@@ -207,6 +212,7 @@ class DemoResult:
     seconds: float
     naive_start: float = math.nan
     naive_findings: list[Any] = field(default_factory=list)
+    plots_skipped: str | None = None  # why no PNGs were written although they were asked for
 
 
 def _train(
@@ -293,7 +299,9 @@ def run_demo(
       progress: show progress bars (tqdm if installed, plain lines otherwise) on stderr.
       seed: the seed of data, initialisation and batching (same seed, same numbers).
       stream: where the report goes.
-      plots: write the PNGs (needs matplotlib).
+      plots: write the PNGs.  They need matplotlib; without it the report says how to install
+        it (``pip install 'losskit[plot]'``), ``DemoResult.plots_skipped`` says why, and no file
+        is written.
     """
     with _one_blas_thread():
         return _run_demo(out_dir, quick=quick, progress=progress, seed=seed, stream=stream, plots=plots)
@@ -302,12 +310,10 @@ def run_demo(
 @contextlib.contextmanager
 def _one_blas_thread() -> Iterator[None]:
     """The demo's matrices are small: a multi-threaded BLAS spends more time coordinating threads
-    than multiplying, and on a busy machine its spinning threads slow it down tenfold."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional (the 'all' extra): run with the BLAS as configured
-        yield
-        return
+    than multiplying, and on a busy machine its spinning threads slow it down tenfold.
+    threadpoolctl is a dependency of the core install for this."""
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
@@ -322,6 +328,9 @@ def _run_demo(
 
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)
+
+    # what the plots need is checked before minutes of training, not after
+    plots_skipped = _plots_missing() if plots else None
 
     say("losskit demo: losses, analytic gradients and diagnostics on two small NumPy MLPs")
     say()
@@ -448,18 +457,24 @@ def _run_demo(
             say(f"  [{f.severity}] {f.kind}: {f.message}")
     say()
 
-    if plots:
+    if plots and plots_skipped is None:
         from ..plotting import plot_history
 
-        for task, fname in zip(tasks, ("characters-cross-entropy.png", "waves-mse.png")):
-            task.plot = plot_history(
-                task.history,
-                task.findings,
-                path=out_path / fname,
-                baseline=task.baseline,
-                unit="nats" if task.log_loss else "",
-                title=f"losskit demo: {task.name} ({task.loss})",
-            )
+        try:
+            for task, fname in zip(tasks, ("characters-cross-entropy.png", "waves-mse.png")):
+                task.plot = plot_history(
+                    task.history,
+                    task.findings,
+                    path=out_path / fname,
+                    baseline=task.baseline,
+                    unit="nats" if task.log_loss else "",
+                    title=f"losskit demo: {task.name} ({task.loss})",
+                )
+        except ImportError as exc:  # matplotlib found but not importable: keep the run's report
+            # losskit.plotting names the extra; the report says why the import failed
+            plots_skipped = f"matplotlib cannot be imported ({exc.__context__ or exc})"
+            for task in tasks:
+                task.plot = None
 
     say("Summary:")
     rows = []
@@ -508,12 +523,24 @@ def _run_demo(
     )
     say()
     total = time.perf_counter() - t_start
-    if plots:
+    if plots_skipped is not None:
+        say(f"Loss curves not plotted: {plots_skipped}; pip install 'losskit[plot]' for the PNGs.")
+    elif plots:
         say(f"Loss curves written to {out_path}{'/' if not str(out_path).endswith('/') else ''}:")
         for t in tasks:
             say(f"  {t.plot}")
     say(f"Done in {total:.1f} s.")
-    return DemoResult(examples, tasks, out_path, total, naive_start, naive_findings)
+    return DemoResult(examples, tasks, out_path, total, naive_start, naive_findings, plots_skipped)
+
+
+def _plots_missing() -> str | None:
+    """Why the PNGs cannot be made (None when matplotlib is there).  Only looks, imports nothing:
+    matplotlib is imported by :mod:`losskit.plotting` when the plots are drawn."""
+    try:
+        found = importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        found = False
+    return None if found else "matplotlib is not installed"
 
 
 def _result(name, loss, base, log_loss, history, steps, secs, oracle, findings) -> TaskResult:
