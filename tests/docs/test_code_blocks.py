@@ -313,3 +313,14 @@ def test_excluded_folders_are_not_collected(tmp_path):
         path.write_text("```python\npass\n```\n")
     found = [p.relative_to(tmp_path).as_posix() for p in markdown_files(tmp_path)]
     assert found == ["README.md", "docs/guide/a.md", "docs/index.md"]
+
+
+def test_a_fence_closes_only_on_as_many_backticks_or_more():
+    text = "````text\n```\n````\n```python\npass\n```\n"
+    (block,) = parse_blocks(text, "p.md")
+    assert block.where == "p.md:L4" and block.source == "pass\n"
+
+
+def test_a_backtick_in_the_info_string_is_no_fence():
+    # CommonMark: that line is inline code, so the fence opens at the next ``` line
+    assert parse_blocks("```python `x`\nprint(1)\n```\n", "p.md") == []
