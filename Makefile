@@ -26,15 +26,17 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(ARGS)
 
-# the wheel must install and import in a clean virtual environment
+# the wheel must ship py.typed and the LICENSE, install and import in a clean virtual
+# environment without extras, and run `losskit demo` there (timed; no matplotlib, so no plots)
 build-check: $(STAMP)
-	rm -rf dist build/wheel-venv
+	rm -rf dist build/wheel-venv build/demo-out
 	$(PY) -m build --wheel --outdir dist .
-	$(PY) -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); sys.exit(0 if 'losskit/py.typed' in names else 'py.typed missing from the wheel')"
+	$(PY) tools/check_wheel.py contents dist/*.whl
 	$(PYTHON) -m venv build/wheel-venv
 	build/wheel-venv/bin/pip install -q dist/*.whl
 	cd build && wheel-venv/bin/python -c "import losskit, numpy as np; print('wheel ok', losskit.__version__, float(losskit.mse(np.ones(3), np.zeros(3))))"
 	cd build && wheel-venv/bin/losskit --help > /dev/null
+	cd build && wheel-venv/bin/python ../tools/check_wheel.py demo --out demo-out
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache
