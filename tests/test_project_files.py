@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,29 @@ def test_core_dependencies_cover_the_demo():
     names = {re.match(r"[A-Za-z0-9_.-]+", r)[0].lower() for r in core}
     assert {"numpy", "array-api-compat", "threadpoolctl"} <= names
     assert not {"matplotlib", "tqdm"} & names
+
+
+def test_wheel_ships_the_licence(tmp_path):
+    pytest.importorskip("build")
+    pytest.importorskip("setuptools")
+    # a copy of what the build reads, so nothing is written into the source tree
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, tree / name)
+    r = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check"]
+        + ["--outdir", str(tmp_path / "dist"), str(tree)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import check_wheel
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    (wheel,) = (tmp_path / "dist").glob("losskit-*.whl")
+    assert check_wheel.check_contents(wheel) == []
