@@ -605,9 +605,9 @@ def evaluate(
       any: ``"huber(delta=0.5)"``).
 
     Raises:
-      EvaluationError (a ValueError): a missing or unreadable file, an unknown column or loss,
-      inputs whose row counts differ, NaN or empty (null) rows, arguments or values a loss
-      refuses, a scheduler address that cannot be reached within ``connect_timeout``.
+      EvaluationError: (a ``ValueError``) a missing or unreadable file, an unknown column or
+        loss, inputs whose row counts differ, NaN or empty (null) rows, arguments or values a
+        loss refuses, a scheduler address that cannot be reached within ``connect_timeout``.
 
     Example::
 

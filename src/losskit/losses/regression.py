@@ -163,7 +163,8 @@ def huber(
 
     Args:
       delta: the switch point, :math:`\delta > 0` (default 1.0).
-      Others as :func:`mse`.
+
+    The other arguments are as in :func:`mse`.
 
     Equivalent: ``torch.nn.functional.huber_loss``, ``optax.losses.huber_loss``.
     """
@@ -212,7 +213,8 @@ def smooth_l1(
 
     Args:
       beta: the switch point, :math:`\beta \ge 0` (default 1.0).
-      Others as :func:`mse`.
+
+    The other arguments are as in :func:`mse`.
 
     Equivalent: ``torch.nn.functional.smooth_l1_loss``.
     """
