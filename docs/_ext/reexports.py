@@ -70,7 +70,8 @@ def resolve(app, env, node, contnode):
     suffix = "." + target.rsplit(".", 1)[-1] if target.startswith("losskit.") else "." + target
     names = [n for n in domain.objects if n.startswith("losskit.") and n.endswith(suffix)]
     if names:
-        best = max(names, key=lambda name: (_shared_prefix(name, target if "." in target else here), -len(name)))
+        near = target if "." in target else here
+        best = max(names, key=lambda name: (_shared_prefix(name, near), -len(name)))
         obj = domain.objects[best]
         return make_refnode(app.builder, node["refdoc"], obj.docname, obj.node_id, contnode, best)
     if _internal(target, here):
