@@ -4,15 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint build-check bench readme clean fuzz
+.PHONY: demo test lint build-check bench readme clean fuzz docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 
 # torch is pinned to 2.13.0 (CPU build) in pyproject's extras
-$(STAMP): $(PY) pyproject.toml
+# MathJax for the documentation site comes from npm (docs/package-lock.json)
+$(STAMP): $(PY) pyproject.toml docs/package-lock.json
 	$(PY) -m pip install -e '.[dev]'
+	npm ci --prefix docs
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,6 +23,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks examples tools
 	$(PY) -m pytest -n 2 -q
+
+# the documentation site, strict: any warning (a broken reference too) fails the build
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -n -b html docs build/docs/html
 
 # `make bench ARGS=--quick` for the tiny smoke-test sizes; ARGS go to benchmarks/run.py
 bench: $(STAMP)
