@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/losskit demo
 
 test: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks examples tools
+	$(PY) -m ruff check src tests benchmarks examples tools docs
 	$(PY) -m pytest -n 2 -q
 
 # the documentation site, strict: any warning (a broken reference too) fails the build
