@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,7 @@ def test_wheel_ships_the_licence(tmp_path):
     # a copy of what the build reads, so nothing is written into the source tree
     tree = tmp_path / "tree"
     shutil.copytree(ROOT / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE"):
         shutil.copy2(ROOT / name, tree / name)
     r = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check"]
@@ -148,3 +149,9 @@ def test_wheel_ships_the_licence(tmp_path):
         sys.path.remove(str(ROOT / "tools"))
     (wheel,) = (tmp_path / "dist").glob("losskit-*.whl")
     assert check_wheel.check_contents(wheel) == []
+    # the changelog travels in the metadata, after the README, as the long description
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        description = archive.read(name).decode().split("\n\n", 1)[1]
+    assert description.index("# losskit") < description.index("# Changelog")
+    assert f"## [{losskit.__version__}]" in description
