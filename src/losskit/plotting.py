@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_loss"]
+__all__ = ["plot_history", "plot_loss", "history_png", "report_png"]
 
 _MARK = {  # kind -> (colour, label)
     "nan": ("#d62728", "NaN / inf"),
@@ -83,6 +83,46 @@ def plot_history(
 
     Returns the path written.
     """
+    return _save(_history_figure(history, findings, baseline=baseline, title=title, unit=unit), path)
+
+
+def history_png(
+    history: Any,
+    findings: Any = None,
+    *,
+    baseline: float | None = None,
+    title: str | None = None,
+    unit: str = "",
+) -> bytes:
+    """The picture :func:`plot_history` writes, as PNG bytes (to inline in HTML or show in a
+    notebook) instead of a file.  The arguments are those of :func:`plot_history`."""
+    import io
+
+    fig = _history_figure(history, findings, baseline=baseline, title=title, unit=unit)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def report_png(report: Any) -> bytes:
+    """The loss curves of a :class:`losskit.diagnostics.Report` with its findings marked, as
+    PNG bytes (what ``losskit diagnose --html`` puts inline)."""
+    if report.history is None:
+        raise ValueError(f"the report of {report.source} holds no history to plot")
+    title = report.source if report.format == "python" else f"{report.source} ({report.format})"
+    return history_png(
+        report.history, report.findings, baseline=report.baseline, title=title, unit=report.unit
+    )
+
+
+def _history_figure(
+    history: Any,
+    findings: Any = None,
+    *,
+    baseline: float | None = None,
+    title: str | None = None,
+    unit: str = "",
+) -> Any:
     from .diagnostics.history import as_history
 
     hist = as_history(history)
@@ -144,7 +184,7 @@ def plot_history(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def _curves(name: str, function: Any, kind: str, span: tuple[float, float], targets: tuple[Any, ...]):

@@ -138,11 +138,18 @@ def test_diagnose_json_schema(tmp_path):
     assert d["format"] == "keras_csv" and d["baseline"] == pytest.approx(math.log(10))
     assert isinstance(d["findings"], list) and d["findings"]
     for f in d["findings"]:
-        assert set(f) == {"kind", "severity", "step", "epoch", "message"}
+        assert set(f) == {"kind", "severity", "step", "epoch", "message", "value"}
+        assert f["value"] is None or isinstance(f["value"], float)
         assert f["severity"] in ("error", "warning", "info") and isinstance(f["message"], str)
         assert f["step"] is None or isinstance(f["step"], (int, float))
     kinds = {f["kind"]: f for f in d["findings"]}
     assert kinds["nan"]["epoch"] == 20 and kinds["overfitting"]["epoch"] == best
+    # the loss at the finding: the validation minimum for overfitting
+    val = 0.6 + 1.8 * np.exp(-best / 5) + 0.004 * max(0, best - 12) ** 2
+    assert kinds["overfitting"]["value"] == pytest.approx(val)
+    # a single run: its keys at the top level, and the same run in "runs"
+    assert [run["path"] for run in d["runs"]] == [str(log)]
+    assert d["runs"][0]["findings"] == d["findings"] and d["runs"][0]["plot"] == str(png)
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 5000
 
 

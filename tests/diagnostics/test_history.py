@@ -219,7 +219,7 @@ def test_findings_shape_and_order():
     ranks = [SEVERITIES.index(f.severity) for f in findings]
     assert ranks == sorted(ranks)
     d = findings[0].to_dict()
-    assert set(d) == {"kind", "severity", "step", "epoch", "message"}
+    assert set(d) == {"kind", "severity", "step", "epoch", "message", "value"}
 
 
 def test_as_history_inputs():

@@ -50,7 +50,7 @@ def _load_targets(path: Path):
 
 def run(args: argparse.Namespace) -> int:
     from ..diagnostics import baseline_report, perplexity, to_bits
-    from .common import CommandError
+    from .common import CommandError, check_loss_name
 
     priors = None
     if args.priors is not None:
@@ -58,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
             priors = [float(v) for v in args.priors.split(",") if v.strip()]
         except ValueError:
             raise CommandError(f"--priors must be comma-separated numbers; got {args.priors!r}") from None
+    loss = check_loss_name(args.loss)
     targets = _load_targets(args.targets) if args.targets is not None else None
     try:
-        b = baseline_report(args.loss, num_classes=args.classes, targets=targets, priors=priors)
+        b = baseline_report(loss, num_classes=args.classes, targets=targets, priors=priors)
     except (ValueError, TypeError, KeyError) as exc:
         raise CommandError(str(exc).strip("'\"")) from None
     if args.json:

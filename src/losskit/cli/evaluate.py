@@ -134,6 +134,12 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             "--workers and --memory-limit configure the local cluster; drop them with --scheduler"
         )
+    from .common import check_loss_name
+
+    for spec in args.loss:
+        name = spec.split(":", 1)[0].strip()
+        if name:
+            check_loss_name(name, aliases=False)
     _check_output(args.output)
     from ..evaluation.engine import check_memory_limit
 

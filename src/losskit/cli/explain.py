@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import textwrap
 from pathlib import Path
 
 
@@ -25,10 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..diagnostics import explain
-    from .common import CommandError, print_json
+    from .common import CommandError, check_loss_name, print_json
 
     try:
-        e = explain(args.loss)
+        e = explain(check_loss_name(args.loss))
     except (ValueError, TypeError, KeyError) as exc:
         raise CommandError(str(exc).strip("'\"")) from None
     written = None
@@ -44,20 +43,7 @@ def run(args: argparse.Namespace) -> int:
         d["plot"] = None if written is None else str(written)
         print_json(d)
         return 0
-    print(f"{e.name}  ({e.family}; prediction in {e.input_space} space)")
-    print(f"  formula:    {e.formula}")
-    print(f"  derivative: {e.derivative or 'see the docstring'}")
-    print(f"  signature:  {e.signature}")
-    print("  properties:")
-    for key, value in e.properties.items():
-        print(f"    {key.replace('_', ' ')}: {value if value is not None else 'not described'}")
-    if e.baseline:
-        print(f"  baseline:   {e.baseline}")
-    eq = ", ".join(f"{lib}: {name}" for lib, name in e.equivalents.items() if name)
-    print(f"  equivalents: {eq or 'none'}")
-    text = e.notes or e.summary
-    if text:
-        print(textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent="  "))
+    print(e)
     if written is not None:
         print(f"  picture: {written}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import textwrap
 
 from ..diagnostics.baseline import TASKS
 
@@ -21,34 +20,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _wrap(text: str, indent: str = "    ") -> str:
-    return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..diagnostics import recommend
-    from .common import CommandError, print_json
+    from .common import CommandError, check_task_name, print_json
 
     try:
-        r = recommend(args.task)
+        r = recommend(check_task_name(args.task))
     except (ValueError, TypeError) as exc:
         raise CommandError(str(exc)) from None
     if args.json:
         print_json(r.to_dict())
         return 0
-    print(f"task: {r.task}")
-    print(f"  output layer: {r.output_layer}")
-    print(f"  loss:         {r.loss}")
-    print("  why:")
-    print(_wrap(r.why))
-    print(f"  baseline:     {r.baseline}")
-    print("  common mistakes:")
-    for m in r.mistakes:
-        print(textwrap.fill(m, width=100, initial_indent="    - ", subsequent_indent="      "))
-    if r.alternatives:
-        print("  alternatives:")
-        for a in r.alternatives:
-            print(f"    - {a}")
-    if r.also_in_losskit:
-        print(f"  in losskit's catalog for this family: {', '.join(r.also_in_losskit)}")
+    print(r)
     return 0

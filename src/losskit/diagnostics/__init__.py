@@ -10,6 +10,9 @@
   :class:`History`.
 - :func:`recommend`: the output layer and loss for a task, and the mistakes to avoid.
 - :func:`explain`: a loss's formula, derivative, properties and equivalents.
+- :func:`report`, :func:`reports`: the diagnosis of a run (or of every run found by
+  :func:`find_runs` in files and folders) as a :class:`Report`, printable, shown in notebooks,
+  rendered as one HTML page by :func:`render_html`.
 
 Everything here works on concrete numbers (NumPy); nothing imports matplotlib, tensorboard or
 tqdm until it is used.
@@ -22,6 +25,8 @@ from .explain import Explanation, explain
 from .history import Finding, History, Series, as_history, diagnose
 from .logs import FORMATS, LogError, LogWarning, detect_format, read_log
 from .recommend import TASKS, Recommendation, recommend
+from .report import Report, render_html, report, reports
+from .runs import Run, find_runs
 from .units import (
     bits_per_byte,
     bits_per_character,
@@ -52,6 +57,12 @@ __all__ = [
     "TASKS",
     "Recommendation",
     "recommend",
+    "Report",
+    "report",
+    "reports",
+    "render_html",
+    "Run",
+    "find_runs",
     "bits_per_byte",
     "bits_per_character",
     "bits_per_token",

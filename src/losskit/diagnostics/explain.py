@@ -7,7 +7,9 @@ Names, families, input spaces, one-line formulas and PyTorch/Optax/Keras names c
 
 from __future__ import annotations
 
+import html
 import inspect
+import textwrap
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -165,6 +167,67 @@ class Explanation:
         d = asdict(self)
         d.pop("curve")
         return d
+
+    def __str__(self) -> str:
+        """The explanation as ``losskit explain`` prints it."""
+        lines = [
+            f"{self.name}  ({self.family}; prediction in {self.input_space} space)",
+            f"  formula:    {self.formula}",
+            f"  derivative: {self.derivative or 'see the docstring'}",
+            f"  signature:  {self.signature}",
+            "  properties:",
+        ]
+        for key, value in self.properties.items():
+            lines.append(f"    {key.replace('_', ' ')}: {value if value is not None else 'not described'}")
+        if self.baseline:
+            lines.append(f"  baseline:   {self.baseline}")
+        lines.append(f"  equivalents: {self._equivalents() or 'none'}")
+        text = self.notes or self.summary
+        if text:
+            lines.append(textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent="  "))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Explanation(name={self.name!r}, family={self.family!r}, formula={self.formula!r})"
+
+    def _equivalents(self) -> str:
+        return ", ".join(f"{lib}: {name}" for lib, name in self.equivalents.items() if name)
+
+    def _rows(self) -> list[tuple[str, str]]:
+        rows = [
+            ("formula", self.formula),
+            ("derivative", self.derivative or "see the docstring"),
+            ("input", f"{self.input_space} ({self.family})"),
+        ]
+        rows += [(k.replace("_", " "), v) for k, v in self.properties.items() if v is not None]
+        if self.baseline:
+            rows.append(("baseline", self.baseline))
+        rows.append(("equivalents", self._equivalents() or "none"))
+        return rows
+
+    def _repr_markdown_(self) -> str:
+        lines = [f"**{self.name}**: {self.summary}" if self.summary else f"**{self.name}**", ""]
+        lines += [
+            f"- *{k}*: `{v}`" if k in ("formula", "derivative") else f"- *{k}*: {v}" for k, v in self._rows()
+        ]
+        if self.notes:
+            lines += ["", self.notes]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        def cell(k: str, v: str) -> str:
+            return f"<code>{html.escape(v)}</code>" if k in ("formula", "derivative") else html.escape(v)
+
+        rows = "".join(
+            f'<tr><th style="text-align:left">{html.escape(k)}</th><td>{cell(k, v)}</td></tr>'
+            for k, v in self._rows()
+        )
+        notes = f"<p>{html.escape(self.notes)}</p>" if self.notes else ""
+        summary = f" {html.escape(self.summary)}" if self.summary else ""
+        return (
+            f'<div class="losskit-explanation"><p><strong>{html.escape(self.name)}</strong>:{summary}</p>'
+            f"<table>{rows}</table>{notes}</div>"
+        )
 
 
 def _summary(fn: Callable[..., Any]) -> str:

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from .baseline import task_baseline
+from .rolling import centred_median, trailing_median
 
 __all__ = [
     "Finding",
@@ -120,14 +121,44 @@ class Finding:
     value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: ``kind``, ``severity``, ``step``, ``epoch``, ``message``."""
+        """The JSON form: ``kind``, ``severity``, ``step``, ``epoch``, ``message`` and ``value``
+        (the loss at the finding, ``None`` when there is none)."""
         return {
             "kind": self.kind,
             "severity": self.severity,
             "step": self.step,
             "epoch": self.epoch,
             "message": self.message,
+            "value": self.value,
         }
+
+    def __str__(self) -> str:
+        """One line, as ``losskit diagnose`` prints it: ``[severity] kind: message``."""
+        return f"[{self.severity}] {self.kind}: {self.message}"
+
+    def __repr__(self) -> str:
+        message = self.message if len(self.message) <= 60 else self.message[:59] + "\u2026"
+        return (
+            f"Finding(kind={self.kind!r}, severity={self.severity!r}, step={self.step!r}, "
+            f"epoch={self.epoch!r}, value={self.value!r}, message={message!r})"
+        )
+
+    def _location(self) -> str:
+        value = "" if self.value is None else f", loss {self.value:.4g}"
+        return _where(self.step, self.epoch) + value
+
+    def _repr_markdown_(self) -> str:
+        return f"**{self.severity}** `{self.kind}` at {self._location()}: {self.message}"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        colour = {"error": "#c62828", "warning": "#e65100", "info": "#1565c0"}.get(self.severity, "#555")
+        return (
+            f'<div class="losskit-finding"><span style="color:{colour};font-weight:bold">'
+            f"{html.escape(self.severity)}</span> <code>{html.escape(self.kind)}</code> at "
+            f"{html.escape(self._location())}: {html.escape(self.message)}</div>"
+        )
 
 
 @dataclass
@@ -285,13 +316,8 @@ def _history_from_mapping(columns: Mapping[str, Any]) -> History:
 
 
 def _rolling_median(y: np.ndarray, window: int) -> np.ndarray:
-    window = max(1, int(window)) | 1  # odd
-    if window == 1 or y.size < 3:
-        return y.copy()
-    h = min(window // 2, (y.size - 1) // 2)
-    padded = np.concatenate([np.full(h, np.nan), y, np.full(h, np.nan)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * h + 1)
-    return np.nanmedian(windows, axis=1)
+    # centred, odd window, shrinking to the points there are near the ends; O(n log window)
+    return centred_median(y, window)
 
 
 def _mad_sigma(r: np.ndarray) -> float:
@@ -570,7 +596,7 @@ def _progress(ctx: _Context, stop: int, W: int) -> tuple[np.ndarray, np.ndarray,
     """
     y = ctx.y[:stop]
     m = max(3, W // 3)
-    blocks = np.median(np.lib.stride_tricks.sliding_window_view(y, m), axis=1)  # blocks[t] = y[t:t+m]
+    blocks = trailing_median(y, m)  # blocks[t] = median(y[t:t+m]), O(n log m)
     last = y.size - W  # the block at t + W - m ends at t + W
     start = blocks[:last]
     ahead = blocks[W - m : W - m + last]

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import html
+import textwrap
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .baseline import TASKS
 
-__all__ = ["Recommendation", "recommend", "TASKS"]
+__all__ = ["Recommendation", "recommend", "TASKS", "TASK_ALIASES"]
+
+# other names people give the tasks -> the task
+TASK_ALIASES = {
+    "classification": "multiclass",
+    "multi_class": "multiclass",
+    "multi_label": "multilabel",
+    "binary_classification": "binary",
+    "soft_targets": "distribution",
+    "language_modeling": "sequence",
+    "language_model": "sequence",
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,65 @@ class Recommendation:
         d["alternatives"] = list(self.alternatives)
         d["also_in_losskit"] = list(self.also_in_losskit)
         return d
+
+    def __str__(self) -> str:
+        """The recommendation as ``losskit recommend`` prints it."""
+
+        def wrap(text: str, first: str = "    ", rest: str = "    ") -> str:
+            return textwrap.fill(text, width=100, initial_indent=first, subsequent_indent=rest)
+
+        lines = [
+            f"task: {self.task}",
+            f"  output layer: {self.output_layer}",
+            f"  loss:         {self.loss}",
+            "  why:",
+            wrap(self.why),
+            f"  baseline:     {self.baseline}",
+            "  common mistakes:",
+        ]
+        lines += [wrap(m, "    - ", "      ") for m in self.mistakes]
+        if self.alternatives:
+            lines.append("  alternatives:")
+            lines += [f"    - {a}" for a in self.alternatives]
+        if self.also_in_losskit:
+            lines.append(f"  in losskit's catalog for this family: {', '.join(self.also_in_losskit)}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Recommendation(task={self.task!r}, loss={self.loss!r})"
+
+    def _repr_markdown_(self) -> str:
+        lines = [
+            f"**{self.task}**",
+            "",
+            f"- *output layer*: {self.output_layer}",
+            f"- *loss*: `{self.loss}`",
+            f"- *why*: {self.why}",
+            f"- *baseline*: {self.baseline}",
+            "",
+            "Common mistakes:",
+            "",
+        ]
+        lines += [f"- {m}" for m in self.mistakes]
+        if self.alternatives:
+            lines += ["", "Alternatives:", ""] + [f"- {a}" for a in self.alternatives]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+
+        def items(xs: tuple[str, ...]) -> str:
+            return "<ul>" + "".join(f"<li>{e(x)}</li>" for x in xs) + "</ul>"
+
+        alternatives = f"<p>Alternatives:</p>{items(self.alternatives)}" if self.alternatives else ""
+        return (
+            f'<div class="losskit-recommendation"><p><strong>{e(self.task)}</strong></p><table>'
+            f'<tr><th style="text-align:left">output layer</th><td>{e(self.output_layer)}</td></tr>'
+            f'<tr><th style="text-align:left">loss</th><td><code>{e(self.loss)}</code></td></tr>'
+            f'<tr><th style="text-align:left">why</th><td>{e(self.why)}</td></tr>'
+            f'<tr><th style="text-align:left">baseline</th><td>{e(self.baseline)}</td></tr></table>'
+            f"<p>Common mistakes:</p>{items(self.mistakes)}{alternatives}</div>"
+        )
 
 
 _SOFTMAX_TWICE = (
@@ -214,15 +286,7 @@ def recommend(task: str) -> Recommendation:
     if not isinstance(task, str):
         raise TypeError(f"task must be a string; got {type(task).__name__}")
     key = task.strip().lower().replace("-", "_")
-    key = {
-        "classification": "multiclass",
-        "multi_class": "multiclass",
-        "multi_label": "multilabel",
-        "binary_classification": "binary",
-        "soft_targets": "distribution",
-        "language_modeling": "sequence",
-        "language_model": "sequence",
-    }.get(key, key)
+    key = TASK_ALIASES.get(key, key)
     if key not in _TABLE:
         raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
     output, loss, why, baseline, mistakes, alternatives, family = _TABLE[key]
