@@ -12,7 +12,10 @@ import is still a dependency).  The rules:
    < the package root), see ``ALLOWED``;
 5. each framework is imported in its own package only: torch in ``losskit.torch``, jax in
    ``losskit.jax``, dask (and distributed, pyarrow) in ``losskit.evaluation``, matplotlib in
-   ``losskit.plotting``, numba in ``losskit.kernels``, tensorboard in ``losskit.diagnostics``.
+   ``losskit.plotting``, numba in ``losskit.kernels``, tensorboard in ``losskit.diagnostics``;
+   each trainer in its own callback module: lightning in ``losskit.callbacks.lightning``,
+   transformers (and accelerate) in ``losskit.callbacks.huggingface``, keras in
+   ``losskit.callbacks.keras``.
 
 ``test_each_rule_catches_a_bad_import`` plants one bad import per rule in a copy of the tree and
 checks that it is reported, so the checker itself cannot silently pass everything.
@@ -40,13 +43,14 @@ LAYERS = {
     "losskit.jax": "jax",
     "losskit.evaluation": "evaluation",
     "losskit.diagnostics": "diagnostics",
+    "losskit.callbacks": "callbacks",
     "losskit.plotting": "plotting",
     "losskit.cli": "cli",
     "losskit.demo": "demo",
     "losskit": "root",
 }
 _BELOW_APPLICATIONS = {"core", "losses", "kernels", "torch", "jax", "evaluation"}
-_APPLICATIONS = {"diagnostics", "plotting", "cli", "demo"}
+_APPLICATIONS = {"diagnostics", "plotting", "callbacks", "cli", "demo"}
 # the layers each layer may import (its own always included)
 ALLOWED = {
     "core": {"core"},
@@ -58,6 +62,8 @@ ALLOWED = {
     "evaluation": {"core", "losses"},
     "diagnostics": {"core", "losses"},
     "plotting": {"core", "losses", "diagnostics"},
+    # the training callbacks: diagnostics inside a trainer (each trainer in its own module)
+    "callbacks": {"core", "losses", "diagnostics"},
     # the command line and the demo are programs written against the public package
     "cli": _BELOW_APPLICATIONS | _APPLICATIONS | {"root"},
     "demo": _BELOW_APPLICATIONS | _APPLICATIONS | {"root"},
@@ -76,6 +82,11 @@ FRAMEWORK_HOMES = {
     "matplotlib": "losskit.plotting",
     "numba": "losskit.kernels",
     "tensorboard": "losskit.diagnostics",
+    "lightning": "losskit.callbacks.lightning",
+    "pytorch_lightning": "losskit.callbacks.lightning",
+    "transformers": "losskit.callbacks.huggingface",
+    "accelerate": "losskit.callbacks.huggingface",
+    "keras": "losskit.callbacks.keras",
 }
 
 
@@ -278,6 +289,31 @@ BAD_IMPORTS = {
         "cli/explain.py",
         "from matplotlib import pyplot",
         "matplotlib may be imported only in losskit.plotting",
+    ),
+    "lightning outside its callback": (
+        "callbacks/_tracker.py",
+        "import lightning.pytorch",
+        "lightning may be imported only in losskit.callbacks.lightning",
+    ),
+    "keras in another callback": (
+        "callbacks/huggingface.py",
+        "import keras",
+        "keras may be imported only in losskit.callbacks.keras",
+    ),
+    "transformers outside its callback": (
+        "diagnostics/history.py",
+        "from transformers import TrainerState",
+        "transformers may be imported only in losskit.callbacks.huggingface",
+    ),
+    "a callback imports an adapter": (
+        "callbacks/lightning.py",
+        "from ..torch import ops",
+        "the callbacks layer may not import the torch layer",
+    ),
+    "diagnostics imports the callbacks": (
+        "diagnostics/history.py",
+        "from ..callbacks import LossTracker",
+        "the diagnostics layer may not import the callbacks layer",
     ),
     "an adapter imports an application": (
         "jax/functional.py",
