@@ -11,14 +11,16 @@ browser tests skip, unless ``LOSSKIT_REQUIRE_BROWSER=1``.
 from __future__ import annotations
 
 import html
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.browser import browse as _browse
+from tests.support.browser import chromium as _chromium
+from tests.support.browser import colours
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -42,32 +44,11 @@ def site(tmp_path_factory) -> Path:
     return out
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("LOSSKIT_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is not installed, and LOSSKIT_REQUIRE_BROWSER=1 requires it")
-        pytest.skip(
-            "chromium is not installed (apt-get install chromium); set LOSSKIT_REQUIRE_BROWSER=1 to fail"
-        )
-    return found
-
-
 def _page_of(site: Path, function: str) -> Path:
     for page in sorted((site / "generated" / "losses").glob("*.html")):
         if f'id="losskit.{function}"' in page.read_text(encoding="utf-8"):
             return page
     raise AssertionError(f"no loss family page documents losskit.{function}")
-
-
-def _browse(chromium: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,2000",
-         "--virtual-time-budget=10000", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -110,8 +91,8 @@ def test_screenshot_is_a_real_picture(rendered):
 
     image = imread(path)
     assert image.shape[0] >= 1000 and image.shape[1] >= 1000
-    colours = {tuple(px) for px in (image[::7, ::7, :3] * 255).astype(int).reshape(-1, 3)}
-    assert len(colours) > 50, f"the screenshot looks blank: {len(colours)} colours"
+    n = colours(path)
+    assert n > 50, f"the screenshot looks blank: {n} colours"
 
 
 def test_site_loads_nothing_from_the_network(site):

@@ -47,6 +47,11 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
+    def _print_message(self, message: str, file=None) -> None:
+        # argparse ignores a failed write of --help or --version; a closed pipe must reach main()
+        if message:
+            (file or sys.stderr).write(message)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
