@@ -24,11 +24,10 @@ runs:
   "-" reads one CSV or trainer_state.json from standard input (TensorBoard needs a file).
 
 JSON (--json):
-  {"runs": [{"path", "format", "columns", "baseline", "unit", "train_points", "val_points",
-             "findings": [{"kind", "severity", "step", "epoch", "message", "value"}, ...],
-             "warnings", "plot"}, ...],
-   "html": FILE or null}
-  With a single run its keys are also at the top level (as before several runs were read).
+  {"runs": [RUN, ...], "html": FILE or null}, each RUN {"path", "format", "columns",
+  "baseline", "unit", "train_points", "val_points", "findings", "warnings", "plot"} and each
+  finding {"kind", "severity", "step", "epoch", "message", "value"}.  With a single run, its
+  keys are also at the top level (as before several runs were read).
 
 exit status:
   0  no finding at or above --fail-on (always 0 without --fail-on)

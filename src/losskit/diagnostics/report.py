@@ -17,7 +17,7 @@ import html
 import math
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,7 +203,7 @@ def render_html(
     images: Sequence[bytes | None] | None = None,
     *,
     title: str = "losskit diagnose",
-    notes: Iterable[str] = (),
+    notes: Sequence[str] = (),
 ) -> str:
     """One self-contained HTML page of ``reports`` (no external resources: the style is
     inline and the PNGs in ``images``, one per report or ``None``, are data URIs)."""
