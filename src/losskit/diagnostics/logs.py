@@ -31,6 +31,8 @@ import math
 import os
 import struct
 import warnings
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -147,8 +149,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     if not any("loss" in h for h in lower):
         raise LogError(f"{p}: no loss column in the header ({listing(header)})")
     if "epoch" in lower and "step" in lower:
-        rows = _read_csv_rows(p)[1]
-        if any(any(cell == "" for cell in r) for r in rows):
+        # streamed, up to the first empty cell (Lightning has one on its first or second row)
+        if any(any(cell == "" for cell in r) for r in _csv_rows(p)):
             return "lightning_csv"
         return "csv"
     if lower[0] == "epoch" and "step" not in lower:
@@ -156,8 +158,9 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     return "csv"
 
 
-def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    header = _sniff_csv_header(path) or []
+def _csv_rows(path: Path) -> Iterator[list[str]]:
+    """The rows after the header line, one at a time (a log may have millions): cells stripped,
+    blank rows left out."""
     delim = ","
     with open(path, newline="", encoding="utf-8-sig") as fh:
         try:
@@ -167,12 +170,18 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
             elif ";" in first and "," not in first:
                 delim = ";"
             reader = csv.reader(fh, delimiter=delim)
-            rows = [[c.strip() for c in r] for r in reader if any(c.strip() for c in r)]
+            for r in reader:
+                cells = list(map(str.strip, r))
+                if any(cells):
+                    yield cells
         except UnicodeDecodeError as exc:
             raise LogError(f"{path} is not UTF-8 text: {exc}") from None
         except csv.Error as exc:  # a field over the csv module's limit, a stray quote, ...
             raise LogError(f"{path}: line {reader.line_num + 1} is not CSV: {exc}") from None
-    return header, rows
+
+
+def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    return _sniff_csv_header(path) or [], list(_csv_rows(path))
 
 
 def _cell(text: str) -> float | None:
@@ -188,29 +197,40 @@ def _cell(text: str) -> float | None:
         raise
 
 
-def _series_from_table(table: dict[str, list[float | None]], column: str) -> Series:
-    values = table[column]
-    keep = [i for i, v in enumerate(values) if v is not None]
-    steps = table.get("step")
-    epochs = table.get("epoch")
+# A column of a table: a list with ``None`` for "not logged on this row", or (for long CSV logs,
+# read without a Python object per cell) the values as float64 and whether each row has one.
+_Column = list[float | None] | tuple[np.ndarray, np.ndarray]
 
-    def sub(col: list[float | None] | None) -> np.ndarray | None:
-        if col is None:
-            return None
-        picked = [col[i] for i in keep]
-        if any(v is None for v in picked):
-            return None
-        return np.asarray(picked, dtype=np.float64)
 
-    value = np.asarray([values[i] for i in keep], dtype=np.float64)
-    step, epoch = sub(steps), sub(epochs)
+def _column_arrays(col: _Column) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(col, tuple):
+        return col
+    present = np.fromiter((v is not None for v in col), dtype=bool, count=len(col))
+    values = np.fromiter((math.nan if v is None else v for v in col), dtype=np.float64, count=len(col))
+    return values, present
+
+
+def _series_from_table(table: dict[str, _Column], column: str) -> Series:
+    values, present = _column_arrays(table[column])
+    keep = np.flatnonzero(present)
+
+    def sub(name: str) -> np.ndarray | None:
+        if name not in table:
+            return None
+        col, has = _column_arrays(table[name])
+        if not has[keep].all():
+            return None
+        return col[keep]
+
+    value = values[keep]
+    step, epoch = sub("step"), sub("epoch")
     if step is None and epoch is None:
-        step = np.asarray(keep, dtype=np.float64)
+        step = keep.astype(np.float64)
     return Series(value, step, epoch, name=column)
 
 
 def _history_from_table(
-    table: dict[str, list[float | None]], fmt: str, source: Path, train: str | None, val: str | None
+    table: dict[str, _Column], fmt: str, source: Path, train: str | None, val: str | None
 ) -> History:
     try:
         train_col, val_col = pick_loss_columns(list(table), train, val)
@@ -230,23 +250,45 @@ def _history_from_table(
 
 
 def _read_csv(path: Path, fmt: str, train: str | None, val: str | None) -> History:
-    header, rows = _read_csv_rows(path)
+    # streamed row by row into compact arrays (8 bytes a value, 1 a "logged here" flag): a log of
+    # ten million rows is never held as Python objects; a column stops being kept at its first
+    # cell that is not a number
+    header = _sniff_csv_header(path) or []
+    width = len(header)
+    values: list[array | None] = [array("d") for _ in header]
+    present: list[bytearray | None] = [bytearray() for _ in header]
+    nan = math.nan
+    rows = 0
+    for r in _csv_rows(path):
+        rows += 1
+        short = len(r) < width
+        for j in range(width):
+            col = values[j]
+            if col is None:
+                continue
+            text = "" if short and j >= len(r) else r[j]
+            try:
+                col.append(float(text))  # the common case: a plain number
+                present[j].append(1)  # type: ignore[union-attr]
+                continue
+            except ValueError:
+                pass
+            try:
+                v = _cell(text)
+            except ValueError:
+                values[j] = present[j] = None  # not a numeric column
+                continue
+            col.append(nan if v is None else v)
+            present[j].append(0 if v is None else 1)  # type: ignore[union-attr]
     if not rows:
         raise LogError(f"{path} has a header but no rows: the log is empty")
-    table: dict[str, list[float | None]] = {}
+    table: dict[str, _Column] = {}
     canon = {h: ("step" if h.lower() == "step" else "epoch" if h.lower() == "epoch" else h) for h in header}
     for j, h in enumerate(header):
-        col: list[float | None] = []
-        numeric = True
-        for r in rows:
-            text = r[j] if j < len(r) else ""
-            try:
-                col.append(_cell(text))
-            except ValueError:
-                numeric = False
-                break
-        if numeric:
-            table[canon[h]] = col
+        col, has = values[j], present[j]
+        if col is not None and has is not None:
+            table[canon[h]] = (np.frombuffer(col, dtype=np.float64), np.frombuffer(has, dtype=bool))
+        values[j] = present[j] = None
     return _history_from_table(table, fmt, path, train, val)
 
 
