@@ -28,9 +28,10 @@ test: $(STAMP)
 docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -n -b html docs build/docs/html
 
-# `make bench ARGS=--quick` for the tiny smoke-test sizes; ARGS go to benchmarks/run.py
+# `make bench ARGS=--quick` for the tiny smoke-test sizes; ARGS go to benchmarks/run.py and benchmarks/diagnostics.py
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(ARGS)
+	$(PY) benchmarks/diagnostics.py $(ARGS)
 
 # the wheel must ship py.typed and the LICENSE, install and import in a clean virtual
 # environment without extras, and run `losskit demo` there (timed; no matplotlib, so no plots)
