@@ -152,6 +152,19 @@ def test_a_nan_does_not_wait_for_min_points(scripted):
     assert t.should_stop
 
 
+def test_slow_diagnoses_are_spaced_out(scripted):
+    fake = scripted([], [])
+    t = fed(LossTracker(every_n=1))
+    t._last_cost, t._last_end = 1.0, _tracker.time.perf_counter()  # the last one took a second
+    assert t.step_check() == [] and t.epoch_check() == [] and fake.calls == 0
+    t.add_train(math.inf, step=9)
+    t.step_check()
+    assert fake.calls == 1  # a non-finite loss is checked anyway
+    t._last_cost, t._last_end = 1.0, _tracker.time.perf_counter()
+    fed(t).finish()
+    assert fake.calls == 2  # and so is the end of the run
+
+
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match="unknown finding kind.*'divergance'"):
         LossTracker(stop_on=("divergance",))

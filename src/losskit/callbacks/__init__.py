@@ -11,10 +11,21 @@ then; ``import losskit.callbacks`` loads none of them):
   (``pip install 'losskit[keras]'``).
 
 Each collects the logged train and validation loss, re-runs :func:`losskit.diagnostics.diagnose`
-at the end of each epoch or validation, reports every new finding once (the rule is in
-:mod:`losskit.callbacks._tracker`), keeps them in ``callback.findings``, and can stop training
-when a finding of a chosen kind appears (``stop_on=("nan", "divergence")``).
+at the end of each epoch or validation (and every ``every_n`` logged losses, and at once on a
+NaN), reports every new finding once, keeps them in ``callback.findings``, and can stop
+training when a finding of a chosen kind appears (``stop_on=("nan", "divergence")``).
 :class:`LossTracker` is the framework-free part, for a training loop of your own.
+
+A finding is reported once:
+
+- a finding about the state of the run (``divergence``, ``plateau``, ``overfitting``,
+  ``bad_init``, ``nan``, ...) is keyed on its kind: it is reported when it first appears and not
+  again while the following diagnoses still find it, even as its start moves with new data; a
+  diagnosis that no longer finds it resolves it, and if it comes back it is reported again;
+- a ``spike`` is keyed on its kind and position: each spike is reported once;
+- ``underfitting``, ``converged`` and ``healthy`` judge a finished run and are reported by the
+  final check at the end of training only; info findings (``init_ok``, ``converged``,
+  ``healthy``) only with ``report_info=True``.
 """
 
 from __future__ import annotations

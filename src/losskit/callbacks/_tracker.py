@@ -20,6 +20,11 @@ When a finding is "the same" as one reported before:
 the checks during training and reported only by the final check (:meth:`LossTracker.finish`).
 Info findings (``healthy``, ``init_ok``, ``converged``) are reported only with
 ``report_info=True``, each at most once.
+
+What a check costs: one diagnosis of the whole history so far (milliseconds for a few thousand
+points).  The checks during training wait for ``min_points`` train points, and once a diagnosis
+takes longer than ``SLOW_CHECK_S`` the scheduled ones are skipped while they would take more
+than ``MAX_OVERHEAD`` of the wall time; a non-finite loss and the final check always run.
 """
 
 from __future__ import annotations
