@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", help="comma-separated numbers of points, e.g. 1e4,1e6")
     parser.add_argument("--no-cli", action="store_true", help="skip the end-to-end CLI runs")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "ARG"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parser.parse_known_args(argv)[0]  # `make bench ARGS=...` passes run.py's options too
     if args.child:
         kind, arg = args.child
         print(json.dumps(child_new(arg) if kind == "new" else child_old(int(arg))))
