@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"{old['centred_s']:.3f} s + {old['blocks_s']:.3f} s | {old['peak_mib']:.0f} MiB"
                     )
             else:
-                row_old = f"skipped (an {_old_copy_gib(n):,.0f} GiB copy) | -"
+                row_old = f"skipped (a {_old_copy_gib(n):,.0f} GiB copy) | -"
             print(f"| {n:,} | {mb:.1f} MB | {row_new} | {cli} | {row_old} |", flush=True)
             path.unlink()
 
