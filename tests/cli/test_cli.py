@@ -125,7 +125,8 @@ def test_diagnose_human_report(tmp_path):
     best = write_keras_log(log)
     r = run("diagnose", log, "--classes", "10")
     assert r.returncode == 0
-    assert "keras_csv" in r.stdout and "[warning] overfitting" in r.stdout and f"epoch {best}" in r.stdout
+    # Keras logs its first epoch as 0 and shows it as "Epoch 1/N": findings count from 1
+    assert "keras_csv" in r.stdout and "[warning] overfitting" in r.stdout and f"epoch {best + 1}" in r.stdout
 
 
 def test_diagnose_json_schema(tmp_path):
@@ -143,7 +144,7 @@ def test_diagnose_json_schema(tmp_path):
         assert f["severity"] in ("error", "warning", "info") and isinstance(f["message"], str)
         assert f["step"] is None or isinstance(f["step"], (int, float))
     kinds = {f["kind"]: f for f in d["findings"]}
-    assert kinds["nan"]["epoch"] == 20 and kinds["overfitting"]["epoch"] == best
+    assert kinds["nan"]["epoch"] == 21 and kinds["overfitting"]["epoch"] == best + 1  # Keras counts from 1
     # the loss at the finding: the validation minimum for overfitting
     val = 0.6 + 1.8 * np.exp(-best / 5) + 0.004 * max(0, best - 12) ** 2
     assert kinds["overfitting"]["value"] == pytest.approx(val)

@@ -254,3 +254,137 @@ def test_columns_without_steps_use_the_index_for_train_and_validation():
     val = np.concatenate([np.linspace(2.3, 0.8, 25), np.linspace(0.8, 1.5, 25)])
     findings = {f.kind: f for f in losskit.diagnose({"train_loss": train, "val_loss": val}, num_classes=10)}
     assert findings["overfitting"].step == 24
+
+
+# -- bursts, early blow-ups, logged zeros, convergence, held-out test curves, tables ------------
+
+
+def test_burst_several_steps_wide_is_a_spike_at_its_start():
+    y = curve(800, floor=0.2, noise=0.05, seed=3)
+    t = np.arange(800)
+    # 5 steps high, then a tail decaying over about 40 steps
+    burst = np.where((t >= 400) & (t < 405), 3.0, np.where(t >= 405, 0.8 * np.exp(-(t - 405) / 12.0), 0.0))
+    y = y + burst
+    f = only(diagnose(y, num_classes=K), "spike")
+    assert len(f) == 1 and 399 <= f[0].step <= 401
+    assert "burst" in f[0].message and "about 5 steps" in f[0].message
+    assert f[0].value == pytest.approx(y[f[0].step])
+
+
+def test_early_blowup_collapsing_to_ln_k_is_divergence():
+    rng = np.random.default_rng(1)
+    y = np.concatenate(
+        [LN_K * np.array([1.0, 0.9, 1.1, 2.0, 5.0, 12.0, 20.0, 14.0, 6.0, 3.0]), LN_K * np.ones(390)]
+    ) * (1 + 0.03 * rng.standard_normal(400))
+    findings = diagnose(y, num_classes=K)
+    f = only(findings, "divergence")[0]
+    assert f.severity == "error" and f.step == 3 and "blew up early" in f.message
+    assert "lower it, add a warm-up" in f.message
+    assert not any("try a larger learning rate" in g.message.lower() for g in findings)
+    assert not {"plateau", "underfitting", "spike"} & set(kinds(findings))
+
+
+def test_logged_zeros_after_a_level_are_a_filtered_nan():
+    y = list(curve(60, seed=4)) + [0.0] * 20
+    f = diagnose({"step": np.arange(80) * 10, "loss": y}, num_classes=K)[0]
+    assert f.kind == "nan" and f.step == 600 and f.value == 0.0 and "exactly 0" in f.message
+    # a loss that approaches 0 (a hinge loss on separable data) and stays there is not a NaN
+    hinge = list(np.linspace(1.0, 0.02, 40) ** 2) + [0.01, 0.004, 0.001] + [0.0] * 10
+    assert "nan" not in kinds(diagnose(hinge))
+    # nor is a single 0.0 amid positive losses
+    one = list(curve(60, seed=5))
+    one[30] = 0.0
+    assert "nan" not in kinds(diagnose(one, num_classes=K))
+
+
+def test_converged_only_when_the_end_is_flat():
+    rng = np.random.default_rng(7)
+    t = np.arange(1000)
+    falling = (0.2 + 2.1 * np.exp(-t / 150) + 0.3 * (1 - t / 1000)) * (1 + 0.05 * rng.standard_normal(1000))
+    findings = diagnose(falling, num_classes=K)
+    assert "converged" not in kinds(findings)
+    assert only(findings, "improving")[0].severity == "info"
+    flat = (0.3 + 2.0 * np.exp(-t / 100)) * (1 + 0.05 * rng.standard_normal(1000))
+    findings = diagnose(flat, num_classes=K)
+    assert "improving" not in kinds(findings) and "converged" in kinds(findings)
+
+
+def test_test_loss_is_the_held_out_curve_when_there_is_no_validation():
+    from losskit.diagnostics.columns import is_test_name, pick_loss_columns
+
+    assert pick_loss_columns(["Loss/train", "Loss/test"]) == ("Loss/train", "Loss/test")
+    assert pick_loss_columns(["loss", "test_loss"]) == ("loss", "test_loss")
+    assert pick_loss_columns(["loss", "val_loss", "test_loss"]) == ("loss", "val_loss")
+    assert is_test_name("test/loss") and not is_test_name("val_loss") and not is_test_name("test_acc")
+    e = np.arange(40)
+    train = 0.1 + 2.2 * np.exp(-e / 6)
+    test = 0.6 + 1.7 * np.exp(-e / 6) + 0.004 * np.maximum(0, e - 15) ** 2
+    f = only(diagnose({"epoch": e, "train_loss": train, "test_loss": test}, num_classes=K), "overfitting")[0]
+    assert "test loss (test_loss, used as the held-out curve" in f.message
+
+
+def test_keras_history_epochs_count_from_one():
+    class KerasHistory:
+        epoch = list(range(30))
+        e = np.arange(30)
+        history = {
+            "loss": list(0.1 + 2.2 * np.exp(-e / 4)),
+            "val_loss": list(0.6 + 1.7 * np.exp(-e / 4) + 0.004 * np.maximum(0, e - 9) ** 2),
+        }
+
+    h = as_history(KerasHistory())
+    assert h.format == "keras" and list(h.train.epoch[:2]) == [0, 1]
+    f = only(diagnose(KerasHistory(), num_classes=K), "overfitting")[0]
+    v = np.asarray(KerasHistory.history["val_loss"])
+    assert f.epoch == int(np.argmin(v)) + 1 and "save_best_only=True" in f.message
+
+
+class _Column:
+    def __init__(self, values):
+        self.values = np.asarray(values, dtype=np.float64)
+
+    def to_numpy(self):
+        return self.values
+
+
+class _Frame:  # a DataFrame-like object without pandas: columns, [name], to_dict
+    def __init__(self, data):
+        self.data = data
+        self.columns = list(data)
+
+    def __getitem__(self, name):
+        return _Column(self.data[name])
+
+    def to_dict(self, orient="list"):
+        return {k: list(v) for k, v in self.data.items()}
+
+
+def test_dataframe_like_with_rows_for_train_and_validation():
+    nan = float("nan")
+    rows = []  # Lightning's layout: train rows and validation rows, the other cell empty
+    for e in range(6):
+        for s in range(4):
+            rows.append((e, 4 * e + s, 2.0 * 0.7**e - 0.01 * s, nan))
+        rows.append((e, 4 * e + 3, nan, 2.1 * 0.75**e))
+    data = {name: [r[j] for r in rows] for j, name in enumerate(["epoch", "step", "train_loss", "val_loss"])}
+    h = as_history(_Frame(data))
+    assert h.format == "lightning_csv" and len(h.train) == 24 and len(h.val) == 6
+    assert list(h.val.step) == [3, 7, 11, 15, 19, 23] and list(h.val.epoch) == list(range(6))
+    assert not np.isnan(h.train.value).any()
+    assert "nan" not in kinds(diagnose(_Frame(data), num_classes=K))
+    # the same columns as a plain mapping
+    h2 = as_history(data)
+    assert len(h2.train) == 24 and list(h2.val.step) == list(h.val.step)
+    # a run that went NaN: trailing rows where both are NaN are logged NaNs
+    data["train_loss"] = data["train_loss"][:-10] + [nan] * 10
+    data["val_loss"] = data["val_loss"][:-10] + [nan] * 10
+    f = diagnose(data, num_classes=K)[0]
+    assert f.kind == "nan" and f.step == data["step"][-10]
+
+
+def test_pandas_dataframe_is_accepted():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"epoch": np.arange(30), "loss": np.linspace(2.3, 0.5, 30), "note": ["x"] * 30})
+    h = as_history(frame)
+    assert h.format == "keras_csv" and h.columns == {"train": "loss"}
+    assert diagnose(frame, num_classes=K)

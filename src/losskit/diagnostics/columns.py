@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["normalise", "pick_loss_columns", "listing", "VAL_TOKENS"]
+__all__ = ["normalise", "pick_loss_columns", "listing", "is_test_name", "VAL_TOKENS", "TEST_TOKENS"]
 
 VAL_TOKENS = ("val", "valid", "validation", "eval", "evaluation", "dev")
+TEST_TOKENS = ("test", "testing")  # a held-out curve, used as validation when there is none
 TRAIN_TOKENS = ("train", "training", "trn")
 # loss-like names that are not the loss being optimised
 _NOT_LOSS = ("scale", "scaler", "weight", "coef", "runtime", "lr")
@@ -36,6 +37,7 @@ VAL_PREFERRED = (
     "validation_epoch_loss",
     "epoch_loss_validation",
 )
+TEST_PREFERRED = ("test_loss", "loss_test", "testing_loss", "test_epoch_loss", "test_loss_epoch")
 
 
 def listing(names: Sequence[str]) -> str:
@@ -55,7 +57,13 @@ def _tokens(name: str) -> set[str]:
 
 def _is_loss(name: str) -> bool:
     toks = _tokens(name)
-    return "loss" in toks and not (toks & set(_NOT_LOSS)) and "test" not in toks
+    return "loss" in toks and not (toks & set(_NOT_LOSS)) and not (toks & set(TEST_TOKENS))
+
+
+def is_test_name(name: str) -> bool:
+    """Whether ``name`` is a test-loss column/tag (``Loss/test``, ``test_loss``, ``test/loss``)."""
+    toks = _tokens(name)
+    return "loss" in toks and not (toks & set(_NOT_LOSS)) and bool(toks & set(TEST_TOKENS))
 
 
 def _rank(name: str, preferred: Sequence[str]) -> tuple[int, int]:
@@ -72,8 +80,10 @@ def pick_loss_columns(
     name contains the word ``loss`` and a validation word (``val``, ``valid``, ``validation``,
     ``eval``, ``dev``) is the validation loss, and a loss column without one (and not ``test``)
     is the train loss; well-known spellings (``train_loss``, ``loss``, ``val_loss``,
-    ``eval_loss``, ``validation/loss``, ...) are preferred.  Raises ``ValueError`` when no
-    train-loss column exists.
+    ``eval_loss``, ``validation/loss``, ...) are preferred.  When there is no validation
+    column, a test-loss column (``Loss/test``, as PyTorch's TensorBoard tutorial names it,
+    ``test_loss``, ``test/loss``) is the held-out curve instead (see :func:`is_test_name`).
+    Raises ``ValueError`` when no train-loss column exists.
     """
     names = list(names)
     for given, what in ((train, "train"), (val, "validation")):
@@ -91,4 +101,8 @@ def pick_loss_columns(
         train = min(trains, key=lambda n: _rank(n, TRAIN_PREFERRED))
     if val is None and vals:
         val = min(vals, key=lambda n: _rank(n, VAL_PREFERRED))
+    if val is None:
+        tests = [n for n in names if is_test_name(n) and n != train]
+        if tests:
+            val = min(tests, key=lambda n: _rank(n, TEST_PREFERRED))
     return train, val
