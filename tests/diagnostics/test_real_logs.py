@@ -187,3 +187,11 @@ def test_lightning_columns_as_a_mapping_with_nan_holes():
     assert [f.to_dict() for f in diagnose(columns, num_classes=K)] == [
         f.to_dict() for f in findings("lightning_lr_spike")
     ]
+
+
+def test_pandas_nullable_columns_read_like_the_csv():
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_csv(REAL / "lightning_lr_spike" / "metrics.csv", dtype_backend="numpy_nullable")
+    assert [f.to_dict() for f in diagnose(frame, num_classes=K)] == [
+        f.to_dict() for f in findings("lightning_lr_spike")
+    ]

@@ -348,7 +348,13 @@ def _history_from_dataframe(frame: Any) -> History:
     for name in list(frame.columns):
         column = frame[name]
         to_numpy = getattr(column, "to_numpy", None)
-        columns[str(name)] = to_numpy() if callable(to_numpy) else np.asarray(column)
+        if not callable(to_numpy):
+            columns[str(name)] = np.asarray(column)
+            continue
+        try:  # nullable columns (pandas' Float64, Int64) hold pd.NA for an empty cell
+            columns[str(name)] = to_numpy(dtype="float64", na_value=np.nan)
+        except (TypeError, ValueError):
+            columns[str(name)] = to_numpy()
     hist = _history_from_mapping(columns)
     lowered = [c.lower() for c in columns]
     # a Keras CSVLogger file read by pandas: the epoch first, no step (as read_log detects it)
