@@ -94,6 +94,15 @@ def test_end_of_run_kinds_wait_for_the_final_check(scripted):
     assert kinds(fed(t).finish()) == [("underfitting", 5)]
 
 
+def test_improving_is_an_end_of_run_kind(scripted):
+    # "still falling at the end" is true of every run while it trains
+    improving = [finding("improving", 7, "info")]
+    scripted(improving, improving)
+    t = LossTracker(report_info=True)
+    assert fed(t).check() == []
+    assert kinds(fed(t).finish()) == [("improving", 7)]
+
+
 def test_info_findings_only_with_report_info_and_at_most_once(scripted):
     healthy = [finding("init_ok", 1, "info"), finding("healthy", 9, "info")]
     scripted([healthy[0]], [healthy[0]], healthy)

@@ -388,3 +388,17 @@ def test_pandas_dataframe_is_accepted():
     h = as_history(frame)
     assert h.format == "keras_csv" and h.columns == {"train": "loss"}
     assert diagnose(frame, num_classes=K)
+
+
+@pytest.mark.parametrize(
+    "losses",
+    [
+        [3.8801, 0.6523, 0.111, 0.0202, 0.005, 0.0025, 0.0021, 0.002, 0.002, 0.002],
+        [8.913, 17.69, 5.275, 7.191, 1.968, 2.461, 0.8142, 0.8515, 0.4122, 0.2147],
+    ],
+)
+def test_short_steep_fall_is_not_a_plateau(losses):
+    # ten points falling by 95-100%: the second differences of so steep a curve are large, and
+    # read as noise they used to hide the fall ("has not improved since the start")
+    kinds = {f.kind for f in diagnose(losses)}
+    assert "plateau" not in kinds and "healthy" in kinds

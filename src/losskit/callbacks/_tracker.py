@@ -16,9 +16,10 @@ When a finding is "the same" as one reported before:
 - a ``spike`` is a point event that does not move, so each spike is keyed on its kind and its
   step and epoch: every distinct spike is reported once.
 
-``underfitting``, ``converged`` and ``healthy`` judge the end of a run, so they are left out of
-the checks during training and reported only by the final check (:meth:`LossTracker.finish`).
-Info findings (``healthy``, ``init_ok``, ``converged``) are reported only with
+``underfitting``, ``converged``, ``improving`` and ``healthy`` judge the end of a run, so they are
+left out of the checks during training and reported only by the final check
+(:meth:`LossTracker.finish`).  Info findings (``healthy``, ``init_ok``, ``converged``,
+``improving``) are reported only with
 ``report_info=True``, each at most once.
 
 What a check costs: one diagnosis of the whole history so far (milliseconds for a few thousand
@@ -40,7 +41,7 @@ from ..diagnostics.history import KINDS
 __all__ = ["LossTracker", "LossDiagnosticsWarning", "END_KINDS", "format_finding"]
 
 # kinds that judge a finished run: reported by the final check only
-END_KINDS = frozenset({"underfitting", "converged", "healthy"})
+END_KINDS = frozenset({"underfitting", "converged", "improving", "healthy"})
 # kinds that are point events: each occurrence is its own finding
 POINT_KINDS = frozenset({"spike"})
 
@@ -116,7 +117,8 @@ class LossTracker:
         asks, at the end of an epoch or a validation).  A non-finite loss is checked at once.
       min_points: the checks during training wait for this many train points (a few noisy
         points say little about a curve); a non-finite loss and the final check do not wait.
-      report_info: report the info findings ``init_ok``, ``converged`` and ``healthy`` too.
+      report_info: report the info findings ``init_ok``, ``converged``, ``improving`` and
+        ``healthy`` too.
 
     Attributes:
       findings: every finding reported so far, in the order reported.
@@ -226,7 +228,7 @@ class LossTracker:
     def check(self, *, final: bool = False) -> list[Finding]:
         """Diagnose the points so far and return the findings not reported before (also
         appended to :attr:`findings`).  ``final=True`` also judges the end of the run
-        (``underfitting``, ``converged``, ``healthy``)."""
+        (``underfitting``, ``converged``, ``improving``, ``healthy``)."""
         history = self.history()
         self._since_check = 0
         self._dirty = False
@@ -264,7 +266,7 @@ class LossTracker:
 
     def finish(self) -> list[Finding]:
         """The final check, at the end of training: also reports ``underfitting``,
-        ``converged`` and ``healthy`` (the latter two with ``report_info=True``)."""
+        ``converged``, ``improving`` and ``healthy`` (the info ones with ``report_info=True``)."""
         return self.check(final=True)
 
     def stop_message(self) -> str:

@@ -42,7 +42,8 @@ test runs on a robust smoothing of the curve, so minibatch noise does not raise 
   gives its width, its peak and where it is back within ``BURST_BACK`` of its excess.
 - ``plateau``: over a window of ``PLATEAU_FRACTION`` of the run (at least
   ``PLATEAU_MIN_POINTS`` points) the smoothed loss improves by less than ``PLATEAU_REL`` of its
-  level (or less than the noise).  At the start of the run it means no learning; at the end at
+  level (or less than the noise; a fall by ``PLATEAU_SURE_FALL`` of the level always counts as
+  progress).  At the start of the run it means no learning; at the end at
   a level above ``UNDERFIT_FRACTION`` of the baseline (of the starting loss when no baseline is
   known) it means stuck; in the middle it is reported as a stall.  A flat end at a lower
   level is ``converged`` (info) instead, once the loss has truly levelled: over the flat end
@@ -127,6 +128,7 @@ PLATEAU_FRACTION = 0.15  # the window: 15% of the run
 PLATEAU_MIN_POINTS = 5
 PLATEAU_REL = 0.01  # less than 1% improvement over the window
 PLATEAU_Z = 3.0
+PLATEAU_SURE_FALL = 0.5  # a fall by half the level is progress, whatever the noise estimate says
 STALL_RESUME_REL = 0.25  # a mid-run stall counts only if the loss then falls 25% further
 OVERFIT_MIN_POINTS = 4  # validation points needed
 OVERFIT_REL = 0.05  # validation rise above its minimum, relative
@@ -947,7 +949,9 @@ def _progress(ctx: _Context, stop: int, W: int) -> tuple[np.ndarray, np.ndarray,
     ahead = blocks[W - m : W - m + last]
     best_after = np.minimum.accumulate(blocks[::-1])[::-1][W - m : W - m + last]
     noise = PLATEAU_Z * 1.25 * np.sqrt(2.0 / m) * ctx.local_sigma[:last]
-    thr = np.maximum(PLATEAU_REL * np.abs(start), noise)
+    # the noise comes from second differences, which on a short steep curve measure its bend
+    # as well: a fall by PLATEAU_SURE_FALL of the level counts as progress regardless
+    thr = np.minimum(np.maximum(PLATEAU_REL * np.abs(start), noise), PLATEAU_SURE_FALL * np.abs(start))
     return start - ahead, start - best_after, start, thr
 
 
