@@ -56,7 +56,7 @@ def printed(capsys):
 
 def test_a_healthy_run_reports_nothing(capsys):
     callback = LossDiagnostics()
-    _, history, _ = fit(callback, lr=0.03)  # still falling at the end
+    _, history, _ = fit(callback)
     assert len(history.history["loss"]) == EPOCHS
     assert callback.findings == [] and printed(capsys) == []
     assert callback.tracker.num_train == EPOCHS and callback.tracker.num_val == EPOCHS
