@@ -401,7 +401,7 @@ def test_cli_errors_are_one_line_with_nothing_written(files, tmp_path):
     )
     _one_line_error(
         _cli(d / "pred.npy", d / "target.npy", "--loss", "msee", *common),
-        r"unknown loss 'msee'; known losses: .*mse",
+        r"unknown loss 'msee'; did you mean 'mse'",
     )
     _one_line_error(
         _cli(
