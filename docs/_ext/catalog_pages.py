@@ -27,6 +27,10 @@ FAMILY_TITLES = {
     "segmentation": "Segmentation losses",
     "sequence": "Sequence losses",
     "penalty": "Penalties",
+    "metric": "Metric-learning losses",
+    "boxes": "Bounding-box regression losses",
+    "images": "Image and signal losses",
+    "transport": "Optimal-transport losses",
 }
 
 FAMILY_INTROS = {
@@ -43,6 +47,13 @@ FAMILY_INTROS = {
     "segmentation": "Overlap losses over masks, per sample and class.",
     "sequence": "Losses over sequences of unknown alignment.",
     "penalty": "Weight penalties over any number of parameter arrays.",
+    "metric": (
+        "Losses that shape an embedding space: angular-margin softmax over normalised "
+        "embeddings and class weights, proxies, pairs and triplets with their miners."
+    ),
+    "boxes": "Losses between predicted and target bounding boxes, from their overlap and geometry.",
+    "images": "Losses between images or signals: structure, smoothness and robust penalties.",
+    "transport": "Entropic optimal transport between point clouds or histograms.",
 }
 
 _INPUT_SPACES = {
@@ -53,6 +64,8 @@ _INPUT_SPACES = {
     "scores": "unbounded scores",
     "embeddings": "embedding vectors",
     "parameters": "model parameters",
+    "boxes": "bounding boxes",
+    "points": "point clouds or histograms",
 }
 
 

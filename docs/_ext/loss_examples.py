@@ -305,6 +305,23 @@ print(round(float(lk.l2_penalty(weights, bias, scale=0.01)), 4))
 }
 
 
+def _family_examples() -> None:
+    """Merge the examples kept beside this file, one module per family
+    (``loss_examples_<family>.py``, each with its own ``EXAMPLES``)."""
+    import importlib
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.glob("loss_examples_*.py")):
+        extra = importlib.import_module(path.stem).EXAMPLES
+        clash = set(extra) & set(EXAMPLES)
+        if clash:
+            raise ValueError(f"{path.name}: examples given twice: {sorted(clash)}")
+        EXAMPLES.update(extra)
+
+
+_family_examples()
+
+
 def example(name: str) -> str:
     """The complete code of ``name``'s example, imports included."""
     return _HEAD + EXAMPLES[name]

@@ -19,6 +19,10 @@ FAMILIES = (
     "segmentation",
     "sequence",
     "penalty",
+    "metric",
+    "boxes",
+    "images",
+    "transport",
 )
 INPUT_SPACES = (
     "values",
@@ -28,6 +32,8 @@ INPUT_SPACES = (
     "scores",
     "embeddings",
     "parameters",
+    "boxes",
+    "points",
 )
 
 
