@@ -39,6 +39,7 @@ from .diagnostics import (
 )
 from .evaluation import EvaluationError, evaluate  # imports Dask on first call, not here
 from .losses.activations import log_sigmoid, log_softmax, logsumexp, sigmoid, softmax, softplus, tanh
+from .losses.boxes import ciou_loss, diou_loss, eiou_loss, giou_loss, iou_loss
 from .losses.classification import (
     binary_brier,
     binary_cross_entropy,
@@ -61,6 +62,7 @@ from .losses.contrastive import (
 )
 from .losses.divergence import distillation_kl, generalized_kl, js_div, kl_div
 from .losses.focal import poly1_cross_entropy, sigmoid_focal, softmax_focal
+from .losses.images import charbonnier, general_robust, ms_ssim_loss, ssim_loss, total_variation
 from .losses.linear_cross_entropy import linear_cross_entropy
 from .losses.margin import (
     hinge,
@@ -73,6 +75,16 @@ from .losses.margin import (
     perceptron,
     soft_margin,
     squared_hinge,
+)
+from .losses.metric_margin import arcface, cosface, proxy_anchor, proxy_nca, sphereface
+from .losses.metric_pairs import (
+    batch_hard_triplets,
+    contrastive_pairs,
+    lifted_structure,
+    mined_triplet_margin,
+    multi_similarity,
+    n_pair,
+    semi_hard_triplets,
 )
 from .losses.penalties import l1_penalty, l2_penalty
 from .losses.ranking import margin_ranking, ranking_softmax
@@ -90,9 +102,11 @@ from .losses.regression import (
     smooth_l1,
     tweedie,
 )
-from .losses.segmentation import dice, tversky
+from .losses.segmentation import dice, jaccard, tversky
+from .losses.segmentation_extra import generalized_dice, lovasz_hinge, lovasz_softmax
 from .losses.sequence import ctc
 from .losses.sparsemax import sparsemax, sparsemax_loss
+from .losses.transport import sinkhorn, sinkhorn_divergence
 
 __all__ = [
     # the catalog and gradients
@@ -163,12 +177,45 @@ __all__ = [
     "circle",
     "margin_ranking",
     "ranking_softmax",
+    # metric learning: margin softmax and proxies
+    "arcface",
+    "cosface",
+    "sphereface",
+    "proxy_nca",
+    "proxy_anchor",
+    # metric learning: pairs, mined triplets and the miners
+    "contrastive_pairs",
+    "multi_similarity",
+    "lifted_structure",
+    "n_pair",
+    "mined_triplet_margin",
+    "batch_hard_triplets",
+    "semi_hard_triplets",
     # segmentation, sequence, penalties
     "dice",
+    "generalized_dice",
+    "jaccard",
+    "lovasz_hinge",
+    "lovasz_softmax",
     "tversky",
     "ctc",
     "l1_penalty",
     "l2_penalty",
+    # boxes
+    "iou_loss",
+    "giou_loss",
+    "diou_loss",
+    "ciou_loss",
+    "eiou_loss",
+    # optimal transport
+    "sinkhorn",
+    "sinkhorn_divergence",
+    # images
+    "charbonnier",
+    "general_robust",
+    "total_variation",
+    "ssim_loss",
+    "ms_ssim_loss",
     # out-of-core evaluation
     "evaluate",
     "EvaluationError",
