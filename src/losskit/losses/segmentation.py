@@ -1,6 +1,6 @@
 r"""Segmentation losses: soft overlap between predicted class maps and the ground truth.
 
-Both losses here are *soft* (computed on probabilities, so differentiable), *per sample and
+The losses here are *soft* (computed on probabilities, so differentiable), *per sample and
 per class*, then reduced — MONAI's ``DiceLoss`` / ``TverskyLoss`` convention with
 ``batch=False``.  For sample :math:`n` and class :math:`c`, with sums over the spatial
 positions :math:`x`:
@@ -25,9 +25,12 @@ Common options:
   ``smooth_dr``); it makes a class absent from both prediction and target score 0 loss.
 - ``ignore_background``: leave class 0 out (MONAI's ``include_background=False``); the
   activation still sees every class.
+- ``batch``: sum the intersections and cardinalities over the batch too before the ratio
+  (MONAI's ``batch=True``): one loss per class, shape ``(C,)``; default False.
 - ``weight``: optional per-class weights, shape ``(C,)``, multiplying each class's loss.
 - ``reduction``: ``"mean"`` (default, over samples and classes), ``"sum"``, ``"none"``
   (shape ``(N, C)``, or ``(N, C - 1)`` with ``ignore_background``).
+  With ``batch=True`` the leading ``N`` is absent: ``(C,)``.
 - ``where``: optional boolean mask broadcastable to that ``(N, C)`` / ``(N, C - 1)`` shape.
 """
 
@@ -48,29 +51,24 @@ from ..core.validation import (
     check_nonempty,
 )
 
-__all__ = ["dice", "tversky"]
+__all__ = ["dice", "jaccard", "tversky"]
 
 _ACTIVATIONS = (None, "softmax", "sigmoid")
 
 
-def _overlap_loss(
-    input,
-    target,
-    *,
-    num_tp,
-    den_tp,
-    den_p,
-    den_g,
-    activation,
-    smooth,
-    ignore_background,
-    axis,
-    weight,
-    reduction,
-    where,
-    wrt,
-):
-    r"""``1 - (num_tp TP + s) / (den_tp TP + den_p P + den_g G + s)`` per sample and class."""
+def _check_bool(value, name):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool; got {type(value).__name__}")
+    return value
+
+
+def _prepare(input, target, *, activation, smooth, ignore_background, axis, batch, weight, where):
+    """Validate the common arguments; return the probabilities and one-hot targets, classes last.
+
+    Returns ``(xp, p, g, state)`` with ``p`` and ``g`` of shape ``(N, ..., C)`` in the compute
+    dtype and ``state`` a dict: ``dtype``, ``out_dtype``, ``indices`` (integer targets),
+    ``axis``, ``smooth``, ``reduce`` (the summed axes of ``p``), ``kept`` (the class slice).
+    """
     xp = namespace(input=input, target=target, weight=weight, where=where)
     check_float_array(xp, input, "input")
     if input.ndim < 2:
@@ -89,8 +87,8 @@ def _overlap_loss(
             "activation='softmax' over a single class is the constant 1; "
             "use activation='sigmoid' for one-channel binary segmentation"
         )
-    if not isinstance(ignore_background, bool):
-        raise TypeError(f"ignore_background must be a bool; got {type(ignore_background).__name__}")
+    _check_bool(ignore_background, "ignore_background")
+    _check_bool(batch, "batch")
     if ignore_background and num_classes < 2:
         raise ValueError("ignore_background=True needs at least 2 classes along axis; got 1")
     smooth = check_hyperparameter(smooth, "smooth", like=input, low=0.0)
@@ -139,16 +137,77 @@ def _overlap_loss(
     else:
         g = xp.moveaxis(cast(xp, target, dtype), axis, -1)
     spatial = tuple(range(1, p.ndim - 1))
+    state = {
+        "dtype": dtype,
+        "out_dtype": out_dtype,
+        "indices": indices,
+        "axis": axis,
+        "smooth": smooth,
+        "reduce": ((0,) if batch else ()) + spatial,
+        "kept": slice(1, None) if ignore_background else slice(None),
+    }
+    return xp, p, g, state
 
-    def total(a):
-        return xp.sum(a, axis=spatial) if spatial else a
 
-    tp, p_sum, g_sum = total(p * g), total(p), total(g)  # (N, C)
+def _summed(xp, a, state):
+    """``a`` of shape ``(N, ..., C)`` summed over the spatial axes (and the batch with ``batch``)."""
+    return xp.sum(a, axis=state["reduce"]) if state["reduce"] else a
+
+
+def _spread(xp, coef, p, state):
+    """A per-class coefficient (``(N, C)``, or ``(C,)`` with ``batch``) shaped to broadcast
+    against ``p`` of shape ``(N, ..., C)``."""
+    shape = tuple(1 if i in state["reduce"] else d for i, d in enumerate(p.shape))
+    return xp.reshape(coef, shape)
+
+
+def _to_input(xp, gp, p, activation, state):
+    """The gradient with respect to the probabilities carried back to ``input``'s layout."""
+    if activation == "softmax":
+        gz = p * (gp - xp.sum(p * gp, axis=-1, keepdims=True))
+    elif activation == "sigmoid":
+        gz = gp * p * (1.0 - p)
+    else:
+        gz = gp
+    return xp.moveaxis(gz, -1, state["axis"])
+
+
+def _overlap_loss(
+    input,
+    target,
+    *,
+    num_tp,
+    den_tp,
+    den_p,
+    den_g,
+    activation,
+    smooth,
+    ignore_background,
+    axis,
+    batch,
+    weight,
+    reduction,
+    where,
+    wrt,
+):
+    r"""``1 - (num_tp TP + s) / (den_tp TP + den_p P + den_g G + s)`` per sample and class."""
+    xp, p, g, state = _prepare(
+        input,
+        target,
+        activation=activation,
+        smooth=smooth,
+        ignore_background=ignore_background,
+        axis=axis,
+        batch=batch,
+        weight=weight,
+        where=where,
+    )
+    dtype, kept, smooth = state["dtype"], state["kept"], state["smooth"]
+    tp, p_sum, g_sum = _summed(xp, p * g, state), _summed(xp, p, state), _summed(xp, g, state)
     num = num_tp * tp + smooth
     den = den_tp * tp + den_p * p_sum + den_g * g_sum + smooth
-    per_class = 1.0 - num / den
-    kept = slice(1, None) if ignore_background else slice(None)
-    value = per_class[:, kept]
+    per_class = 1.0 - num / den  # (N, C), or (C,) with batch
+    value = per_class[..., kept]
     w = None
     if weight is not None:
         w = xp.astype(weight, dtype)[kept]
@@ -160,26 +219,18 @@ def _overlap_loss(
         if w is not None:
             coef = coef * w
         if ignore_background:
-            coef = xp.concat([xp.zeros_like(coef[:, :1]), coef], axis=1)
+            coef = xp.concat([xp.zeros_like(coef[..., :1]), coef], axis=-1)
         # d loss / d p_x = (B c - A) g_x + B den_p, with A = num_tp / den, B = num / den^2
         a_term = num_tp / den
         b_term = num / (den * den)
-        cross = coef * (b_term * den_tp - a_term)
-        expand = (coef.shape[0],) + (1,) * len(spatial) + (coef.shape[1],)
-        cross = xp.reshape(cross, expand)
+        cross = _spread(xp, coef * (b_term * den_tp - a_term), p, state)
         if 0 in wrt:
-            gp = cross * g + xp.reshape(coef * b_term * den_p, expand)
-            if activation == "softmax":
-                gz = p * (gp - xp.sum(p * gp, axis=-1, keepdims=True))
-            elif activation == "sigmoid":
-                gz = gp * p * (1.0 - p)
-            else:
-                gz = gp
-            grads[0] = xp.moveaxis(gz, -1, axis)
-        if 1 in wrt and not indices:
-            gg = cross * p + xp.reshape(coef * b_term * den_g, expand)
-            grads[1] = xp.moveaxis(gg, -1, axis)
-    return finish(xp, out_dtype, reducer.value(value), grads)
+            gp = cross * g + _spread(xp, coef * b_term * den_p, p, state)
+            grads[0] = _to_input(xp, gp, p, activation, state)
+        if 1 in wrt and not state["indices"]:
+            gg = cross * p + _spread(xp, coef * b_term * den_g, p, state)
+            grads[1] = xp.moveaxis(gg, -1, state["axis"])
+    return finish(xp, state["out_dtype"], reducer.value(value), grads)
 
 
 @catalogued(
@@ -199,6 +250,7 @@ def dice(
     smooth: float = 1e-5,
     ignore_background: bool = False,
     axis: int = -1,
+    batch: bool = False,
     weight: Array | None = None,
     reduction: str = "mean",
     where: Array | None = None,
@@ -226,13 +278,14 @@ def dice(
       smooth: :math:`s \ge 0` (default 1e-5).
       ignore_background: leave class 0 out (default False).
       axis: the class axis (default -1; ``axis=1`` for ``(N, C, H, W)``).
+      batch: sum over the batch before the ratio, one loss per class (default False).
       weight: optional ``(C,)`` class weights.
       reduction: ``"mean"`` (default), ``"sum"``, ``"none"`` (``(N, C)``).
       where: optional boolean mask over the ``(N, C)`` losses.
 
     Equivalent: MONAI ``DiceLoss(include_background=not ignore_background,
     to_onehot_y=<integer target>, sigmoid=..., softmax=..., smooth_nr=smooth,
-    smooth_dr=smooth, batch=False, squared_pred=False, jaccard=False)`` with the class axis
+    smooth_dr=smooth, batch=batch, squared_pred=False, jaccard=False)`` with the class axis
     moved; ``optax.losses.dice_loss`` (:math:`(TP + s')/(\tfrac12 P + \tfrac12 G + s')`, i.e.
     this with :math:`s = 2s'`, softmax of logits, classes last); Keras ``Dice`` sums over the
     whole batch instead of per sample.
@@ -248,6 +301,7 @@ def dice(
         smooth=smooth,
         ignore_background=ignore_background,
         axis=axis,
+        batch=batch,
         weight=weight,
         reduction=reduction,
         where=where,
@@ -274,6 +328,7 @@ def tversky(
     smooth: float = 1e-5,
     ignore_background: bool = False,
     axis: int = -1,
+    batch: bool = False,
     weight: Array | None = None,
     reduction: str = "mean",
     where: Array | None = None,
@@ -301,10 +356,11 @@ def tversky(
       target: integer label map or one-hot / soft labels of ``input``'s shape.
       alpha: weight of false positives, :math:`\ge 0` (default 0.5).
       beta: weight of false negatives, :math:`\ge 0` (default 0.5).
-      activation, smooth, ignore_background, axis, weight, reduction, where: as :func:`dice`.
+      activation, smooth, ignore_background, axis, batch, weight, reduction, where: as
+        :func:`dice`.
 
     Equivalent: MONAI ``TverskyLoss(alpha, beta, smooth_nr=smooth, smooth_dr=smooth,
-    batch=False, soft_label=False)``; ``optax.losses.dice_loss(alpha=alpha, beta=beta,
+    batch=batch, soft_label=False)``; ``optax.losses.dice_loss(alpha=alpha, beta=beta,
     smooth=smooth, reduction="none")`` with softmax logits, classes last (same numbers);
     Keras ``Tversky`` sums over the whole batch instead of per sample.
     """
@@ -321,6 +377,90 @@ def tversky(
         smooth=smooth,
         ignore_background=ignore_background,
         axis=axis,
+        batch=batch,
+        weight=weight,
+        reduction=reduction,
+        where=where,
+        wrt=wrt,
+    )
+
+
+@catalogued(
+    family="segmentation",
+    input_space="probabilities",
+    formula="1 - (TP + s) / (P + G - TP + s) per sample and class",
+    torch=None,
+    optax=None,
+    keras=None,
+)
+@loss_function
+def jaccard(
+    input: Array,
+    target: Array,
+    *,
+    activation: str | None = None,
+    smooth: float = 1e-5,
+    ignore_background: bool = False,
+    axis: int = -1,
+    batch: bool = False,
+    weight: Array | None = None,
+    reduction: str = "mean",
+    where: Array | None = None,
+    wrt: frozenset[int] = frozenset(),
+) -> LossResult:
+    r"""Soft Jaccard (intersection-over-union) loss, per sample and class:
+
+    .. math::
+        \ell_{nc} = 1 - \frac{TP_{nc} + s}{P_{nc} + G_{nc} - TP_{nc} + s}
+
+    (see the module docstring for :math:`TP, P, G`, the layout and the options): the soft
+    intersection over the soft union :math:`P + G - TP`.  Values lie in [0, 1]; 0 when the
+    prediction equals one-hot targets.  It is a monotone function of the Dice loss without
+    smoothing (:math:`J = D / (2 - D)` for the scores).
+
+    Gradient with respect to the probabilities:
+    :math:`\partial\ell/\partial p_x = -g_x / U + (TP + s)(1 - g_x)/U^2` with
+    :math:`U = P + G - TP + s`, carried through the softmax or sigmoid when ``activation`` says
+    ``input`` holds logits (``argnums=0``); symmetrically with respect to floating targets
+    (``argnums=1``).
+
+    Args:
+      input: probabilities or logits (per ``activation``), ``(N, ..., C)`` with the classes
+        along ``axis``.
+      target: integer label map ``(N, ...)`` or one-hot / soft labels of ``input``'s shape.
+      activation: ``None`` (default, probabilities), ``"softmax"`` or ``"sigmoid"``.
+      smooth: :math:`s \ge 0` (default 1e-5).
+      ignore_background: leave class 0 out (default False).
+      axis: the class axis (default -1; ``axis=1`` for ``(N, C, H, W)``).
+      batch: sum over the batch before the ratio, one loss per class (default False).
+      weight: optional ``(C,)`` class weights.
+      reduction: ``"mean"`` (default), ``"sum"``, ``"none"`` (``(N, C)``, ``(C,)`` with
+        ``batch``).
+      where: optional boolean mask over those per-class losses.
+
+    Example: one sample, two pixels, one class, :math:`p = (0.8, 0.4)`, :math:`g = (1, 0)`,
+    :math:`s = 0`: :math:`TP = 0.8`, union :math:`1.2 + 1 - 0.8 = 1.4`, loss
+    :math:`1 - 0.8/1.4 \approx 0.4286`.
+
+    Reference: Rahman & Wang, "Optimizing Intersection-over-Union in Deep Neural Networks for
+    Image Segmentation", ISVC 2016.
+
+    Equivalent: MONAI ``DiceLoss(jaccard=True, smooth_nr=2 * smooth, smooth_dr=2 * smooth,
+    batch=batch, squared_pred=False, soft_label=False)`` (MONAI writes the ratio as
+    :math:`(2TP + s')/(2(P + G - TP) + s')`) with the class axis moved.
+    """
+    return _overlap_loss(
+        input,
+        target,
+        num_tp=1.0,
+        den_tp=-1.0,
+        den_p=1.0,
+        den_g=1.0,
+        activation=activation,
+        smooth=smooth,
+        ignore_background=ignore_background,
+        axis=axis,
+        batch=batch,
         weight=weight,
         reduction=reduction,
         where=where,
