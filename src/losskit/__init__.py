@@ -106,7 +106,7 @@ from .losses.segmentation import dice, jaccard, tversky
 from .losses.segmentation_extra import generalized_dice, lovasz_hinge, lovasz_softmax
 from .losses.sequence import ctc
 from .losses.sparsemax import sparsemax, sparsemax_loss
-from .losses.transport import sinkhorn, sinkhorn_divergence
+from .losses.transport import sinkhorn, sinkhorn_divergence, sinkhorn_histograms
 
 __all__ = [
     # the catalog and gradients
@@ -210,6 +210,7 @@ __all__ = [
     # optimal transport
     "sinkhorn",
     "sinkhorn_divergence",
+    "sinkhorn_histograms",
     # images
     "charbonnier",
     "general_robust",

@@ -239,3 +239,72 @@ def test_bad_inputs_are_refused_by_name(rng, call, error, message):
     x, y = _clouds(rng)
     with pytest.raises(error, match=message):
         call(x, y)
+
+
+# -- histograms over a given cost (rtol 1e-7 against POT at budgets where both have converged;
+# rtol 1e-12 where the two run the same iterations) ---------------------------------------------
+
+
+def test_sinkhorn_histograms_is_pots_cost_and_its_cost_gradient_is_pots_plan(rng):
+    import ot
+
+    x, y = _clouds(rng)
+    a, b = rng.uniform(0.2, 1.0, size=7) * 4.0, rng.uniform(0.2, 1.0, size=5)
+    an, bn = a / a.sum(), b / b.sum()
+    eps, n_iters = 0.1, 300
+    cost = ot.dist(x, y)
+    linear = _quiet(ot.sinkhorn2, an, bn, cost, eps, method="sinkhorn_log", numItermax=n_iters, stopThr=0)
+    plan = _quiet(ot.sinkhorn, an, bn, cost, eps, method="sinkhorn_log", numItermax=n_iters, stopThr=0)
+    expected = float(linear) + eps * np.sum(plan * np.log(plan / np.outer(an, bn)))
+    value, grads = lk.value_and_grad(lk.sinkhorn_histograms, argnums=(0, 1, 2))(
+        a, b, cost, epsilon=eps, n_iters=n_iters
+    )
+    np.testing.assert_allclose(value, expected, rtol=1e-7)
+    np.testing.assert_allclose(grads[2], plan, rtol=1e-7, atol=1e-15)
+    # the same solver as sinkhorn: the same value and weight gradients on the clouds' cost
+    v_pts, g_pts = lk.value_and_grad(lk.sinkhorn, argnums=(2, 3))(x, y, a, b, epsilon=eps, n_iters=n_iters)
+    np.testing.assert_allclose(value, v_pts, rtol=1e-12)
+    np.testing.assert_allclose(grads[0], g_pts[0], rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(grads[1], g_pts[1], rtol=1e-10, atol=1e-15)
+    assert abs(float(grads[0] @ a)) < 1e-12  # tangent to the simplex
+
+
+@pytest.mark.parametrize("n_iters", [1, 3, 10])
+def test_sinkhorn_histograms_runs_pots_iterations(rng, n_iters):
+    import ot
+
+    a, b = _simplex(rng, 6), _simplex(rng, 4)
+    cost = rng.uniform(size=(6, 4))
+    eps = 0.1
+    plan, log = _quiet(
+        ot.sinkhorn, a, b, cost, eps, method="sinkhorn_log", numItermax=n_iters, stopThr=0, log=True
+    )
+    f = eps * (log["log_u"] - np.log(a))
+    g = eps * (log["log_v"] - np.log(b))
+    dual = a @ f + b @ g - eps * (plan.sum() - 1.0)
+    np.testing.assert_allclose(lk.sinkhorn_histograms(a, b, cost, n_iters=n_iters), dual, rtol=1e-12)
+
+
+def test_sinkhorn_histograms_batches_share_a_cost(rng):
+    a, b = rng.uniform(0.2, 1.0, size=(3, 6)), rng.uniform(0.2, 1.0, size=(3, 4))
+    cost = rng.uniform(size=(6, 4))
+    none = lk.sinkhorn_histograms(a, b, cost, reduction="none")
+    assert none.shape == (3,)
+    np.testing.assert_allclose(none, [lk.sinkhorn_histograms(a[i], b[i], cost) for i in range(3)], rtol=1e-12)
+    _, g = lk.value_and_grad(lk.sinkhorn_histograms, argnums=2)(a, b, cost, reduction="sum")
+    assert g.shape == (6, 4)
+
+
+@pytest.mark.parametrize(
+    "args,error,message",
+    [
+        ((-np.ones(3), np.ones(2), np.ones((3, 2))), ValueError, "a must be >= 0"),
+        ((np.ones(3), np.array([1.0, -1.0]), np.ones((3, 2))), ValueError, "b must be >= 0"),
+        ((np.ones(3), np.ones(2), np.ones((2, 3))), ValueError, "cost must be a ground-cost matrix"),
+        ((np.ones((2, 3)), np.ones((4, 2)), np.ones((3, 2))), ValueError, "same batch axes"),
+        ((np.ones(3, dtype=int), np.ones(2), np.ones((3, 2))), TypeError, "a must be a real floating"),
+    ],
+)
+def test_sinkhorn_histograms_refuses_bad_inputs_by_name(args, error, message):
+    with pytest.raises(error, match=message):
+        lk.sinkhorn_histograms(*args)
