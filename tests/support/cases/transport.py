@@ -178,7 +178,7 @@ CASES = [
     Case(
         id="sinkhorn_divergence-weights-p1",
         fn=lk.sinkhorn_divergence,
-        make_args=_cloud_args(n=5, m=4, d=3, weights=True, p=1, epsilon=0.3, n_iters=50),
+        make_args=_cloud_args(n=5, m=4, d=3, weights=True, p=1, epsilon=0.3, n_iters=400),
         numpy_reference=numpy_sinkhorn_divergence,
         grad_argnums=(0, 1, 2, 3),
         perfect=_perfect(weights=True, batch=()),
