@@ -12,7 +12,15 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
+from hypothesis import settings  # noqa: E402
+
 from tests.support.backends import BACKENDS  # noqa: E402
+
+# CI runs the property tests on the same examples every time (LOSSKIT_HYPOTHESIS_PROFILE=ci in
+# .ci/run), so a landing depends on the code, not on the draw; `make test` elsewhere keeps
+# drawing new examples, and `make fuzz` runs long random searches
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("LOSSKIT_HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture
