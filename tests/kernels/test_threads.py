@@ -236,6 +236,10 @@ SIGINT_SCRIPT = textwrap.dedent(
     import numpy as np
     from losskit.kernels import fused_cross_entropy, set_num_threads
 
+    # a process started in the background of a shell inherits SIGINT ignored, and Python then
+    # leaves it so: restore the usual KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2048, 8192), dtype=np.float32)
     t = rng.integers(0, 8192, 2048)
