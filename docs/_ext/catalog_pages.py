@@ -31,6 +31,8 @@ FAMILY_TITLES = {
     "boxes": "Bounding-box regression losses",
     "images": "Image and signal losses",
     "transport": "Optimal-transport losses",
+    "preference": "Preference-optimisation losses",
+    "policy": "Policy-gradient losses",
 }
 
 FAMILY_INTROS = {
@@ -54,6 +56,15 @@ FAMILY_INTROS = {
     "boxes": "Losses between predicted and target bounding boxes, from their overlap and geometry.",
     "images": "Losses between images or signals: structure, smoothness and robust penalties.",
     "transport": "Entropic optimal transport between point clouds or histograms.",
+    "preference": (
+        "Losses that align a language model with preferences between completions (DPO and its "
+        "variants, SimPO, ORPO, CPO, KTO), computed from each completion's log-probability under "
+        "the policy and, where the method uses one, a frozen reference model."
+    ),
+    "policy": (
+        "Reinforcement-learning objectives on per-token log-probabilities: the clipped "
+        "importance-ratio surrogate of PPO and GRPO with a KL penalty to a reference model."
+    ),
 }
 
 _INPUT_SPACES = {

@@ -23,6 +23,8 @@ FAMILIES = (
     "boxes",
     "images",
     "transport",
+    "preference",
+    "policy",
 )
 INPUT_SPACES = (
     "values",
