@@ -64,6 +64,7 @@ from .losses.divergence import distillation_kl, generalized_kl, js_div, kl_div
 from .losses.focal import poly1_cross_entropy, sigmoid_focal, softmax_focal
 from .losses.images import charbonnier, general_robust, ms_ssim_loss, ssim_loss, total_variation
 from .losses.linear_cross_entropy import linear_cross_entropy
+from .losses.log_probs import linear_log_probs, linear_log_probs_vjp, sequence_log_probs
 from .losses.margin import (
     hinge,
     hinge_embedding,
@@ -150,6 +151,9 @@ __all__ = [
     "softmax_focal",
     "poly1_cross_entropy",
     "linear_cross_entropy",
+    "linear_log_probs",
+    "linear_log_probs_vjp",
+    "sequence_log_probs",
     "hinge",
     "squared_hinge",
     "perceptron",

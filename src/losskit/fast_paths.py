@@ -25,6 +25,8 @@ FAST_PATHS: dict[tuple[str, str], str] = {
     ("linear_cross_entropy", "jax"): "losskit.jax.functional:linear_cross_entropy_fast_path",
     # the chunk loop inside the portable linear cross-entropy
     ("linear_cross_entropy_chunks", "numpy"): "losskit.kernels.linear_cross_entropy:chunk_sweep_fast_path",
+    ("linear_log_probs", "torch"): "losskit.torch.log_probs:linear_log_probs_fast_path",
+    ("linear_log_probs_chunks", "numpy"): "losskit.kernels.linear_log_probs:log_prob_sweep_fast_path",
     # primitives the core needs from each framework
     ("stop_gradient", "torch"): "losskit.torch.ops:stop_gradient",
     ("stop_gradient", "jax"): "losskit.jax.ops:stop_gradient",
