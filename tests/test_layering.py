@@ -12,10 +12,10 @@ import is still a dependency).  The rules:
    < the package root), see ``ALLOWED``;
 5. each framework is imported in its own package only: torch in ``losskit.torch``, jax in
    ``losskit.jax``, dask (and distributed, pyarrow) in ``losskit.evaluation``, matplotlib in
-   ``losskit.plotting``, numba in ``losskit.kernels``, tensorboard in ``losskit.diagnostics``;
-   each trainer in its own callback module: lightning in ``losskit.callbacks.lightning``,
-   transformers (and accelerate) in ``losskit.callbacks.huggingface``, keras in
-   ``losskit.callbacks.keras``.
+   ``losskit.plotting``, numba in ``losskit.kernels``, triton in ``losskit.torch.triton``,
+   tensorboard in ``losskit.diagnostics``; each trainer in its own callback module: lightning in
+   ``losskit.callbacks.lightning``, transformers (and accelerate) in
+   ``losskit.callbacks.huggingface``, keras in ``losskit.callbacks.keras``.
 
 ``test_each_rule_catches_a_bad_import`` plants one bad import per rule in a copy of the tree and
 checks that it is reported, so the checker itself cannot silently pass everything.
@@ -81,6 +81,7 @@ FRAMEWORK_HOMES = {
     "pyarrow": "losskit.evaluation",
     "matplotlib": "losskit.plotting",
     "numba": "losskit.kernels",
+    "triton": "losskit.torch.triton",
     "tensorboard": "losskit.diagnostics",
     "lightning": "losskit.callbacks.lightning",
     "pytorch_lightning": "losskit.callbacks.lightning",

@@ -43,6 +43,7 @@ from ..kernels.cross_entropy import cross_entropy_rows
 from ..kernels.linear_cross_entropy import numpy_chunk_sweep
 from ..losses.classification import portable_cross_entropy
 from ..losses.linear_cross_entropy import chunk_sweep
+from . import triton as _triton
 
 __all__ = [
     "cross_entropy",
@@ -95,7 +96,13 @@ class CrossEntropyFunction(torch.autograd.Function):
         norm = normalizer
         if isinstance(normalizer, torch.Tensor):
             norm = _as_numpy(normalizer) if _numpy_ok(input) else normalizer
-        if _numpy_ok(input, target, weight, where) and input.dtype in (torch.float32, torch.float64):
+        if _triton.wanted(input, target, weight, where):  # CUDA tensors, losskit[triton]: Triton
+            arrays = CrossEntropyArrays(input.detach(), target, weight, where, normalizer)
+            value, g = _triton.cross_entropy_rows(spec, arrays, grad=need, inplace=inplace)
+            if need and inplace:
+                g = input
+                torch.autograd.graph.increment_version(input)
+        elif _numpy_ok(input, target, weight, where) and input.dtype in (torch.float32, torch.float64):
             x = input.detach()
             if inplace and not x.is_contiguous():
                 raise ValueError("inplace=True needs a contiguous input tensor")
@@ -239,6 +246,8 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         b = None if bias is None else bias.detach()
         fast = _numpy_ok(input, weight, bias, target) and dtype in (torch.float32, torch.float64)
         run = _numpy_sweep if fast else _xp_sweep
+        if _triton.wanted(input, weight, bias, target):  # CUDA tensors, losskit[triton]: Triton
+            run = _triton.linear_sweep
         row_loss, gx, gw, gb = run(
             x2, w, b, safe_t, valid, row_scale, spec, need if grads_now else (False,) * 3, dtype
         )
