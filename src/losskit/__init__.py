@@ -88,6 +88,8 @@ from .losses.metric_pairs import (
     semi_hard_triplets,
 )
 from .losses.penalties import l1_penalty, l2_penalty
+from .losses.policy import group_advantages, grpo
+from .losses.preference import cpo, dpo, kto, orpo, simpo
 from .losses.ranking import margin_ranking, ranking_softmax
 from .losses.regression import (
     gaussian_nll,
@@ -215,6 +217,14 @@ __all__ = [
     "sinkhorn",
     "sinkhorn_divergence",
     "sinkhorn_histograms",
+    # preference optimisation and policy gradients
+    "dpo",
+    "simpo",
+    "orpo",
+    "cpo",
+    "kto",
+    "grpo",
+    "group_advantages",
     # images
     "charbonnier",
     "general_robust",
