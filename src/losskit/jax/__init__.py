@@ -9,6 +9,9 @@ cross-entropy never holds the N x V logits, and both work under ``jax.jit``, ``j
     import losskit.jax as lj
     loss = lj.cross_entropy(logits, labels, label_smoothing=0.1)
 
+:func:`linear_log_probs` (per-token log-probs of a linear head, chunked) runs the
+``custom_vjp`` of :mod:`losskit.jax.log_probs`.
+
 :mod:`losskit.jax.ops` holds JAX's ``stop_gradient`` and ``scan`` for the core.
 """
 
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 from ..losses.classification import cross_entropy
 from ..losses.linear_cross_entropy import linear_cross_entropy
+from ..losses.log_probs import linear_log_probs
 from . import functional  # noqa: F401  (imports JAX, as this package promises)
+from . import log_probs  # noqa: F401
 
-__all__ = ["cross_entropy", "linear_cross_entropy"]
+__all__ = ["cross_entropy", "linear_cross_entropy", "linear_log_probs"]

@@ -5,6 +5,8 @@
   computed in the forward (one N x V buffer, or none with ``inplace=True``);
 - :func:`linear_cross_entropy` / :class:`LinearCrossEntropyLoss`: chunked output layer +
   cross-entropy that never holds the N x V logits;
+- :func:`linear_log_probs`: per-token log-probs (and entropies) of a linear head, chunked, with
+  one upstream gradient per token;
 - one ``nn.Module`` per loss in :func:`losskit.catalog`, named as in PyTorch where PyTorch has
   the loss (``MSELoss``, ``HuberLoss``, ``KLDivLoss``, ...), else ``<Name>Loss``; see
   :mod:`losskit.torch.modules`.
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .functional import CrossEntropyFunction, LinearCrossEntropyFunction, cross_entropy, linear_cross_entropy
+from .log_probs import LinearLogProbsFunction, linear_log_probs
 from .modules import (
     CrossEntropyLoss,
     LinearCrossEntropyLoss,
@@ -31,6 +34,8 @@ __all__ = [
     "linear_cross_entropy",
     "CrossEntropyFunction",
     "LinearCrossEntropyFunction",
+    "linear_log_probs",
+    "LinearLogProbsFunction",
     "CrossEntropyLoss",
     "LinearCrossEntropyLoss",
     "LossModule",
