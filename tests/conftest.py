@@ -8,6 +8,11 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Triton chooses its interpreter (kernels run on CPU tensors through NumPy) when it is first
+# imported, so it is chosen here, before anything imports it, on a machine without an NVIDIA GPU
+# (where no Triton kernel could run otherwise): tests/kernels/test_triton*.py run the kernels so
+if not os.path.exists("/dev/nvidiactl"):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)

@@ -63,7 +63,7 @@ def _tanh(u):
 @triton.jit
 def _logits_tile(
     X, W, B, rows, rmask, cols, cmask, stride_x, stride_w, D, softcap,
-    HAS_BIAS: tl.constexpr, SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
+    HAS_BIAS: tl.constexpr, SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, DOT_F32: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     """The (BLOCK_N, BLOCK_V) tile of (soft-capped) logits and tanh(z / c) (1 without a cap)."""
@@ -73,6 +73,8 @@ def _logits_tile(
         kmask = ks < D
         a = tl.load(X + rows[:, None] * stride_x + ks[None, :], mask=rmask[:, None] & kmask[None, :], other=0)
         b = tl.load(W + cols[:, None] * stride_w + ks[None, :], mask=cmask[:, None] & kmask[None, :], other=0)
+        if DOT_F32:
+            a, b = a.to(tl.float32), b.to(tl.float32)
         acc = tl.dot(a, tl.trans(b), acc, input_precision=PRECISION)
     if HAS_BIAS:
         acc += tl.load(B + cols, mask=cmask, other=0.0).to(tl.float32)[None, :]
@@ -87,7 +89,8 @@ def _logits_tile(
 def _forward_kernel(
     X, W, B, T, LSE, LOSS, N, V, D, stride_x, stride_w, softcap, eps, z_coef,
     HAS_BIAS: tl.constexpr, SOFTCAP: tl.constexpr, SMOOTH: tl.constexpr, ZLOSS: tl.constexpr,
-    PRECISION: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr,
+    PRECISION: tl.constexpr, DOT_F32: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     rmask = rows < N
@@ -101,7 +104,7 @@ def _forward_kernel(
         cmask = cols < V
         z, th = _logits_tile(
             X, W, B, rows, rmask, cols, cmask, stride_x, stride_w, D, softcap,
-            HAS_BIAS, SOFTCAP, PRECISION, BLOCK_N, BLOCK_V, BLOCK_D,
+            HAS_BIAS, SOFTCAP, PRECISION, DOT_F32, BLOCK_N, BLOCK_V, BLOCK_D,
         )
         z_in = tl.where(cmask[None, :], z, -float("inf"))
         # online log-sum-exp: rescale the running sum to the new maximum
@@ -126,7 +129,8 @@ def _backward_kernel(
     X, W, B, T, LSE, S, GX, GW, GB, N, V, D, stride_x, stride_w, softcap, eps, z_coef,
     HAS_BIAS: tl.constexpr, SOFTCAP: tl.constexpr, SMOOTH: tl.constexpr, ZLOSS: tl.constexpr,
     NEED_X: tl.constexpr, NEED_W: tl.constexpr, NEED_B: tl.constexpr,
-    PRECISION: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr,
+    PRECISION: tl.constexpr, DOT_F32: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     cols = tl.program_id(1).to(tl.int64) * BLOCK_V + tl.arange(0, BLOCK_V)
@@ -137,7 +141,7 @@ def _backward_kernel(
     s = tl.load(S + rows, mask=rmask, other=0.0)
     z, th = _logits_tile(
         X, W, B, rows, rmask, cols, cmask, stride_x, stride_w, D, softcap,
-        HAS_BIAS, SOFTCAP, PRECISION, BLOCK_N, BLOCK_V, BLOCK_D,
+        HAS_BIAS, SOFTCAP, PRECISION, DOT_F32, BLOCK_N, BLOCK_V, BLOCK_D,
     )
     p = tl.exp(z - lse[:, None])
     a = s
@@ -152,18 +156,24 @@ def _backward_kernel(
     g = tl.where(tile, g, 0.0)
     if NEED_B:
         tl.atomic_add(GB + cols, tl.sum(g, axis=0), mask=cmask)
-    gl = g.to(X.dtype.element_ty)
+    gl = g.to(X.dtype.element_ty)  # the products run in the inputs' dtype, as the forward's
+    if DOT_F32:
+        gl = gl.to(tl.float32)
     for k0 in range(0, D, BLOCK_D):
         ks = k0 + tl.arange(0, BLOCK_D)
         kmask = ks < D
         if NEED_X:  # dL/dx_i += sum_v G_iv w_v
             wmask = cmask[:, None] & kmask[None, :]
             w = tl.load(W + cols[:, None] * stride_w + ks[None, :], mask=wmask, other=0.0)
+            if DOT_F32:
+                w = w.to(tl.float32)
             dx = tl.dot(gl, w, input_precision=PRECISION)
             tl.atomic_add(GX + rows[:, None] * D + ks[None, :], dx, mask=rmask[:, None] & kmask[None, :])
         if NEED_W:  # dL/dw_v += sum_i G_iv x_i
             xmask = rmask[:, None] & kmask[None, :]
             x = tl.load(X + rows[:, None] * stride_x + ks[None, :], mask=xmask, other=0.0)
+            if DOT_F32:
+                x = x.to(tl.float32)
             dw = tl.dot(tl.trans(gl), x, input_precision=PRECISION)
             tl.atomic_add(GW + cols[:, None] * D + ks[None, :], dw, mask=cmask[:, None] & kmask[None, :])
 
@@ -174,6 +184,13 @@ def _blocks(x: torch.Tensor) -> tuple[int, int, int, int]:
     if x.device.type != "cuda":
         return 16, 32, 16, 4
     return 64, 128, (64 if x.element_size() == 2 else 32), 8
+
+
+def _dot_f32(x: torch.Tensor) -> bool:
+    """Triton's interpreter (CPU tensors) multiplies bfloat16 tiles wrongly (it has no NumPy
+    bfloat16): there the tiles are widened to float32 before ``tl.dot``.  On the GPU the tensor
+    cores take bfloat16 as it is."""
+    return x.dtype == torch.bfloat16 and x.device.type != "cuda"
 
 
 def _precision(x: torch.Tensor) -> str:
@@ -200,8 +217,8 @@ def _launch_forward(x2, w, b, t, spec, blocks):
         x2, w, x2 if b is None else b, t, lse, loss, n, v, hidden, x2.stride(0), w.stride(0),
         float(spec.softcap or 1.0), spec.label_smoothing, spec.z_loss,
         HAS_BIAS=b is not None, SOFTCAP=spec.softcap is not None, SMOOTH=spec.label_smoothing > 0,
-        ZLOSS=spec.z_loss > 0, PRECISION=_precision(x2), BLOCK_N=bn, BLOCK_V=bv, BLOCK_D=bd,
-        num_warps=warps,
+        ZLOSS=spec.z_loss > 0, PRECISION=_precision(x2), DOT_F32=_dot_f32(x2),
+        BLOCK_N=bn, BLOCK_V=bv, BLOCK_D=bd, num_warps=warps,
     )
     return lse, loss
 
@@ -239,6 +256,6 @@ def linear_cross_entropy_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, d
         float(spec.softcap or 1.0), spec.label_smoothing, spec.z_loss,
         HAS_BIAS=b is not None, SOFTCAP=spec.softcap is not None, SMOOTH=spec.label_smoothing > 0,
         ZLOSS=spec.z_loss > 0, NEED_X=need_x, NEED_W=need_w, NEED_B=need_b,
-        PRECISION=_precision(x2), BLOCK_N=bn, BLOCK_V=bv, BLOCK_D=bd, num_warps=warps,
+        PRECISION=_precision(x2), DOT_F32=_dot_f32(x2), BLOCK_N=bn, BLOCK_V=bv, BLOCK_D=bd, num_warps=warps,
     )
     return loss, gx if need_x else None, gw if need_w else None, gb if need_b else None
