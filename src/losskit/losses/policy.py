@@ -45,9 +45,10 @@ def _k3(xp, log_probs: Array, ref_log_probs: Array) -> tuple[Array, Array]:
     policy gives probability 0) the estimate is :math:`+\infty`, not ``inf - inf``.
     """
     d = ref_log_probs - log_probs
-    e = xp.expm1(d)
-    k3 = xp.where(d == float("inf"), d, e - d)
-    return k3, -e
+    infinite = d == float("inf")
+    safe = xp.where(infinite, xp.zeros_like(d), d)  # no inf - inf evaluated, even in a discarded branch
+    k3 = xp.where(infinite, d, xp.expm1(safe) - safe)
+    return k3, -xp.expm1(d)
 
 
 @catalogued(

@@ -214,7 +214,9 @@ CASES = [
         numpy_reference=dpo_reference,
         grad_argnums=(0, 1, 2, 3),
     ),
-    Case(id="simpo", fn=lk.simpo, make_args=_simpo_args(), numpy_reference=simpo_reference, grad_argnums=(0, 1)),
+    Case(
+        id="simpo", fn=lk.simpo, make_args=_simpo_args(), numpy_reference=simpo_reference, grad_argnums=(0, 1)
+    ),
     Case(
         id="simpo-lengths-smoothing",
         fn=lk.simpo,
