@@ -64,6 +64,14 @@ from .losses.divergence import distillation_kl, generalized_kl, js_div, kl_div
 from .losses.focal import poly1_cross_entropy, sigmoid_focal, softmax_focal
 from .losses.images import charbonnier, general_robust, ms_ssim_loss, ssim_loss, total_variation
 from .losses.linear_cross_entropy import linear_cross_entropy
+from .losses.linear_preference import (
+    linear_cpo,
+    linear_dpo,
+    linear_grpo,
+    linear_kto,
+    linear_orpo,
+    linear_simpo,
+)
 from .losses.log_probs import linear_log_probs, linear_log_probs_vjp, sequence_log_probs
 from .losses.margin import (
     hinge,
@@ -225,6 +233,12 @@ __all__ = [
     "kto",
     "grpo",
     "group_advantages",
+    "linear_dpo",
+    "linear_simpo",
+    "linear_orpo",
+    "linear_cpo",
+    "linear_kto",
+    "linear_grpo",
     # images
     "charbonnier",
     "general_robust",
