@@ -16,12 +16,14 @@ cached.  Memory traffic is one read of the logits and one write of the gradient 
   instead of faulting in new pages every step;
 - the rows are shared between up to :func:`~losskit.kernels.threads.get_num_threads` threads
   (NumPy's ufuncs release the GIL, so two threads really run at once);
-- with the optional ``numba`` extra installed, ``kernel="numba"`` (or the environment variable
-  ``LOSSKIT_FUSED_KERNEL=numba``, which makes it the ``"auto"`` choice) runs a compiled row
-  kernel with an in-line vectorised exponential instead (:mod:`.cross_entropy_numba`).
-  ``"auto"`` picks NumPy otherwise: on the machine of ``benchmarks/RESULTS.md`` NumPy's own
-  AVX-512 exponential made the NumPy path as fast or faster.  ``LOSSKIT_DISABLE_NUMBA=1``
-  refuses the numba kernel altogether.
+- with the optional ``numba`` extra installed, ``kernel="auto"`` (the default) runs the hot
+  passes of float32 rows compiled (:func:`compiled_passes`): the shift, an in-line vectorised
+  exponential and the row sums in one pass, the scaling in another, where NumPy needs five
+  (its float32 ``exp`` alone took twice a memory copy's time); the rest of the row kernel --
+  the limits, targets, weights -- stays the NumPy code.  ``kernel="numpy"`` keeps NumPy's own
+  passes; ``kernel="numba"`` (or ``LOSSKIT_FUSED_KERNEL=numba`` for ``"auto"``) runs the fully
+  compiled row kernel of :mod:`.cross_entropy_numba`.  ``LOSSKIT_DISABLE_NUMBA=1`` refuses
+  numba altogether.
 
 :func:`cross_entropy_fast_path` is the ``("cross_entropy", "numpy")`` fast path: it takes
 ``losskit.value_and_grad(losskit.cross_entropy)`` on NumPy arrays, and the torch autograd
@@ -97,8 +99,9 @@ def fused_cross_entropy(
         or more comes from :func:`~losskit.kernels.set_buffer_cache`'s cache, which hands out
         a released gradient buffer again (the same size, or the smallest larger one), so a
         loop that drops each step's gradient gets the same saving.
-      kernel: ``"auto"`` (default: NumPy, or numba when ``LOSSKIT_FUSED_KERNEL=numba``),
-        ``"numpy"`` or ``"numba"``.
+      kernel: ``"auto"`` (default: NumPy's rows with their hot passes compiled when numba is
+        installed, or the compiled rows when ``LOSSKIT_FUSED_KERNEL=numba``), ``"numpy"``
+        (NumPy's passes only) or ``"numba"`` (the compiled rows).
       **options: cross-entropy's keyword options ``ignore_index``, ``label_smoothing``,
         ``axis``, ``temperature``, ``reduction``, ``z_loss``, as :func:`losskit.cross_entropy`
         (:class:`~losskit.core.specs.CrossEntropyOptions`).
@@ -252,8 +255,9 @@ def cross_entropy_rows(
         from .cross_entropy_numba import numba_rows
 
         numba_rows(x2, g2, row_loss, constants)
-    else:
-        numpy_rows(x2, g2, row_loss, constants)
+    else:  # NumPy's rows, with their hot passes compiled where numba is there (not "numpy")
+        fast = None if kernel == "numpy" else compiled_passes(x2.dtype, num_classes)
+        numpy_rows(x2, g2, row_loss, constants, fast)
 
     value = reducer.value(row_loss.reshape(sample_shape))
     if value.dtype != out_dtype:
@@ -297,8 +301,25 @@ class RowConstants:
             setattr(self, k, v)
 
 
-def numpy_rows(x2: np.ndarray, g2: np.ndarray | None, row_loss: np.ndarray, s: RowConstants) -> None:
+def compiled_passes(dtype: np.dtype, num_classes: int) -> Any:
+    """The compiled passes for :func:`numpy_rows` (``fast=``) where they apply: float32 rows
+    with numba installed and not disabled; else None (NumPy's own passes)."""
+    if np.dtype(dtype) != np.float32 or not numba_available():
+        return None
+    from .cross_entropy_numba import FastRows
+
+    return FastRows(num_classes)
+
+
+def numpy_rows(
+    x2: np.ndarray, g2: np.ndarray | None, row_loss: np.ndarray, s: RowConstants, fast: Any = None
+) -> None:
     """Row losses into ``row_loss`` and (if ``g2``) gradient rows into ``g2`` (may be ``x2``).
+
+    ``fast`` (from :func:`compiled_passes`, float32 only) replaces NumPy's shift, ``exp``, row
+    sum and scaling -- five passes over each block, NumPy's float32 ``exp`` the slowest -- by
+    two compiled vectorised passes with an in-line exponential; everything else (the limits,
+    the targets, the weights) is the same code.
 
     Infinite logits get softmax's limits, as :func:`losskit.core.numerics.shift` gives them to
     the portable code: a row holding ``+inf`` puts all its probability on its ``+inf`` entries
@@ -353,13 +374,19 @@ def numpy_rows(x2: np.ndarray, g2: np.ndarray | None, row_loss: np.ndarray, s: R
             sum_wq = wqb.sum(axis=1)
             x_wq = np.einsum("ij,ij->i", wqb, xb)
             _zero_weight_adds_zero(x_wq, xb, wqb, finite)
-        np.subtract(xb, m[:, None], out=gb)
-        if top is not None:  # shifted by +inf: 0 at the +inf entries, -inf elsewhere
-            gb[top[0]] = np.where(top[1], dt(0), dt(-np.inf))
-        if s.inv_t != 1.0:
-            np.multiply(gb, inv_t, out=gb)
-        np.exp(gb, out=gb)
-        total = gb.sum(axis=1)
+        if fast is not None:  # the shift, the exponentials and their sums in one compiled pass
+            total = fast.exp_rows(xb, gb, m, s.inv_t, worker)
+            if top is not None:  # shifted by +inf: e^0 = 1 at the +inf entries, e^-inf = 0 elsewhere
+                gb[top[0]] = top[1]
+                total[top[0]] = top[1].sum(axis=1)
+        else:
+            np.subtract(xb, m[:, None], out=gb)
+            if top is not None:  # shifted by +inf: 0 at the +inf entries, -inf elsewhere
+                gb[top[0]] = np.where(top[1], dt(0), dt(-np.inf))
+            if s.inv_t != 1.0:
+                np.multiply(gb, inv_t, out=gb)
+            np.exp(gb, out=gb)
+            total = gb.sum(axis=1)
         lse = m * inv_t + np.log(total)  # log k in a row of k entries at +inf: finite until below
         if s.q is None:
             w_tb = None if s.w_t is None else s.w_t[lo:hi]
@@ -391,8 +418,15 @@ def numpy_rows(x2: np.ndarray, g2: np.ndarray | None, row_loss: np.ndarray, s: R
             a = sum_wq
         if s.z > 0:
             a = a + (2 * z) * lse
-        np.multiply(gb, (sc * a / total)[:, None], out=gb)
-        if s.q is None:
+        coef = sc * a / total
+        if fast is not None and s.q is None and (s.eps == 0 or s.w is None):
+            # scale, and subtract the uniform smoothing term, in one pass
+            sub = sc * eps_c if s.eps > 0 else np.zeros_like(sc)
+            fast.scale_rows(gb, coef, sub)
+            hit = sc * one_m_eps if w_tb is None else sc * one_m_eps * w_tb
+            gb[r, tb] -= hit
+        elif s.q is None:
+            np.multiply(gb, coef[:, None], out=gb)
             hit = sc * one_m_eps if w_tb is None else sc * one_m_eps * w_tb
             gb[r, tb] -= hit
             if s.eps > 0:
@@ -401,6 +435,7 @@ def numpy_rows(x2: np.ndarray, g2: np.ndarray | None, row_loss: np.ndarray, s: R
                 else:
                     gb -= (sc * eps_c)[:, None] * s.w
         else:
+            np.multiply(gb, coef[:, None], out=gb)
             gb -= sc[:, None] * wqb
         if s.skip is not None:
             sk = s.skip[lo:hi]

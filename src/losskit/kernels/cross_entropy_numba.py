@@ -2,9 +2,10 @@
 ``numba`` extra).
 
 Importing this module imports numba (and raises ImportError without it);
-:mod:`losskit.kernels.cross_entropy` imports it lazily, only when installed and asked for
-(``kernel="numba"``, or ``LOSSKIT_FUSED_KERNEL=numba`` for ``kernel="auto"``) and not disabled
-(``LOSSKIT_DISABLE_NUMBA=1``).
+:mod:`losskit.kernels.cross_entropy` imports it lazily, only when installed and not disabled
+(``LOSSKIT_DISABLE_NUMBA=1``): for the compiled passes :class:`FastRows` that the NumPy row
+kernel runs on float32 rows with ``kernel="auto"``, and for the fully compiled row kernel
+:func:`numba_rows` (``kernel="numba"``, or ``LOSSKIT_FUSED_KERNEL=numba`` for ``"auto"``).
 
 For each row the kernel makes four passes while the row sits in cache: the maximum (and
 whether the row holds NaN; then the row sum or weighted sum for label smoothing), the
@@ -27,7 +28,7 @@ import numpy as np
 
 from .threads import PARALLEL_MIN_ELEMENTS, block_rows, get_num_threads, run_row_blocks
 
-__all__ = ["numba_rows"]
+__all__ = ["numba_rows", "FastRows"]
 
 _FLAGS = {"reassoc", "contract", "arcp", "nsz"}  # no 'nnan'/'ninf': -inf logits are legitimate
 _LOG2E = np.float32(1.4426950408889634)
@@ -36,33 +37,102 @@ _LN2_LO = np.float32(-2.12194440e-4)
 _EXP_MIN = np.float32(-87.33)  # exp below this underflows float32's normal range: written as 0
 
 
+@numba.njit(nogil=True, fastmath=_FLAGS, cache=True, inline="always")
+def _exp_le0(y):
+    """e^y for y <= 0 (0 below float32's normal range), in float32 throughout.
+
+    Derivation: y = k ln2 + r with k = round(y / ln2), |r| <= ln2/2, so e^y = 2^k e^r; e^r is
+    the degree-7 Taylor polynomial in Horner form (remainder r^8/8! < 2e-8 relative), and 2^k
+    is the float whose exponent field is k + 127 (k >= -126 above the clamp).  k stays a float
+    until the exponent is formed: an integer k would turn the products into float64 ones and
+    keep the loop from being vectorised."""
+    yc = max(y, _EXP_MIN)
+    kf = np.floor(yc * _LOG2E + np.float32(0.5))
+    r = yc - kf * _LN2_HI - kf * _LN2_LO
+    p = np.float32(1.0 / 5040.0)
+    p = np.float32(1.0 / 720.0) + r * p
+    p = np.float32(1.0 / 120.0) + r * p
+    p = np.float32(1.0 / 24.0) + r * p
+    p = np.float32(1.0 / 6.0) + r * p
+    p = np.float32(0.5) + r * p
+    p = np.float32(1.0) + r * p
+    p = np.float32(1.0) + r * p
+    return kf, p
+
+
 @numba.njit(nogil=True, fastmath=_FLAGS, cache=True)
 def _exp_row(src, dst, bits, m, inv_t):
-    """dst = exp((src - m) * inv_t), returns the sum; ``bits`` is int32 scratch of src's size."""
-    n = src.shape[0]
-    one = np.float32(1.0)
-    for j in range(n):
-        y = (src[j] - m) * inv_t
-        yc = max(y, _EXP_MIN)
-        k = math.floor(yc * _LOG2E + np.float32(0.5))
-        r = yc - k * _LN2_HI - k * _LN2_LO
-        p = np.float32(1.0 / 5040.0)  # Horner form of the degree-7 Taylor polynomial of e^r
-        p = np.float32(1.0 / 720.0) + r * p
-        p = np.float32(1.0 / 120.0) + r * p
-        p = np.float32(1.0 / 24.0) + r * p
-        p = np.float32(1.0 / 6.0) + r * p
-        p = np.float32(0.5) + r * p
-        p = one + r * p
-        p = one + r * p
-        dst[j] = p if y >= _EXP_MIN else np.float32(0.0)
-        bits[j] = (np.int32(k) + np.int32(127)) << np.int32(23)
+    """dst = exp((src - m) * inv_t), returns the sum; ``bits`` is int32 scratch of src's size
+    (the exponent 2^k is formed there and read back as a float in the same iteration; dst must
+    not be src, or the loop is not vectorised)."""
     scale = bits.view(np.float32)
     total = np.float32(0.0)
-    for j in range(n):
-        e = dst[j] * scale[j]
+    for j in range(src.shape[0]):
+        y = (src[j] - m) * inv_t
+        kf, p = _exp_le0(y)
+        bits[j] = (np.int32(kf) + np.int32(127)) << np.int32(23)
+        e = p * scale[j]
+        e = e if y >= _EXP_MIN else np.float32(0.0)
         dst[j] = e
         total += e
     return total
+
+
+@numba.njit(nogil=True, fastmath=_FLAGS, cache=True)
+def _exp_rows(x, g, m, inv_t, total, bits, ebuf, inplace):
+    """For each row i of the block: g[i] = exp((x[i] - m[i]) * inv_t) and total[i] its sum; a
+    NaN maximum (the row holds NaN) gives a NaN row and total.  ``inplace`` (g is x): the row
+    goes through ``ebuf`` so that the vectorised loop never reads what it writes."""
+    c = x.shape[1]
+    for i in range(x.shape[0]):
+        mi = m[i]
+        gi = g[i]
+        if mi != mi:
+            for j in range(c):
+                gi[j] = np.float32(np.nan)
+            total[i] = np.float32(np.nan)
+        elif inplace:
+            total[i] = _exp_row(x[i], ebuf, bits, mi, inv_t)
+            for j in range(c):
+                gi[j] = ebuf[j]
+        else:
+            total[i] = _exp_row(x[i], gi, bits, mi, inv_t)
+
+
+@numba.njit(nogil=True, fastmath=_FLAGS, cache=True)
+def _scale_rows(g, coef, sub):
+    """g[i] = g[i] * coef[i] - sub[i], one pass."""
+    for i in range(g.shape[0]):
+        gi = g[i]
+        a = coef[i]
+        b = sub[i]
+        for j in range(g.shape[1]):
+            gi[j] = gi[j] * a - b
+
+
+class FastRows:
+    """The compiled passes :func:`losskit.kernels.cross_entropy.numpy_rows` uses on float32
+    rows: the shifted exponentials with their row sums, and the gradient's scaling, each one
+    vectorised pass over a block of rows (per-thread scratch for the exponent bits)."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.c = num_classes
+        self.scratch: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def exp_rows(self, x, g, m, inv_t, worker: int) -> np.ndarray:
+        bufs = self.scratch.get(worker)
+        if bufs is None:
+            bufs = self.scratch[worker] = (np.empty(self.c, np.int32), np.empty(self.c, np.float32))
+        total = np.empty(x.shape[0], np.float32)
+        inplace = bool(np.shares_memory(x, g))
+        m = np.ascontiguousarray(m, dtype=np.float32)
+        _exp_rows(x, g, m, np.float32(inv_t), total, bufs[0], bufs[1], inplace)
+        return total
+
+    @staticmethod
+    def scale_rows(g, coef, sub) -> None:
+        f32 = np.float32
+        _scale_rows(g, np.ascontiguousarray(coef, dtype=f32), np.ascontiguousarray(sub, dtype=f32))
 
 
 @numba.njit(nogil=True, fastmath=_FLAGS, cache=True)
