@@ -290,9 +290,9 @@ def linear_kto(
       weight, tokens, bias, temperature, ignore_index, chunk_size: as in :func:`linear_dpo`.
       reference_logps: the reference's sequence log-probabilities, shape ``(B,)``.
       desirable: boolean, shape ``(B,)``.
-      policy_kl_logps, reference_kl_logps, beta, desirable_weight, undesirable_weight,
-        reduction, where: as in :func:`~losskit.kto` (the mismatched completions' log-probs
-        enter without gradient, so ``linear_log_probs`` of them can be computed detached).
+      policy_kl_logps, reference_kl_logps: as in :func:`~losskit.kto`; they enter without
+        gradient, so ``linear_log_probs`` of the mismatched completions can run detached.
+      beta, desirable_weight, undesirable_weight, reduction, where: as in :func:`~losskit.kto`.
 
     Gradients: ``argnums`` 0 (hidden), 1 (weight), 5 (bias).
     """
