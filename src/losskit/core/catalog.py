@@ -88,6 +88,13 @@ def catalog() -> list[LossInfo]:
     ``probabilities``, ``logits``, ``log-probabilities``, ``scores``, ``embeddings``,
     ``parameters``), a one-line ``formula``, and the equivalent names in PyTorch, Optax and
     Keras (``None`` where that library has none).
+
+    An equivalent written with arguments, e.g. ``optax.losses.sigmoid_focal_loss(alpha=0.25)``,
+    equals losskit's loss at losskit's defaults only when given those arguments: its own
+    defaults differ there.  A name without arguments equals it at both libraries' defaults
+    (the reduction and the layout of the arguments aside, which each loss's docstring states).
+    A note in parentheses after a space, ``optax.losses.triplet_margin_loss (eps inside the
+    root)``, names a difference that no argument removes.
     """
     order = {f: i for i, f in enumerate(FAMILIES)}
     return sorted(_CATALOG.values(), key=lambda info: (order[info.family], info.name))

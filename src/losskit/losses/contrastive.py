@@ -226,7 +226,7 @@ def _lift_all(xp, *arrays):
     input_space="embeddings",
     formula="max(0, margin + ||a - p + eps||_p - ||a - n + eps||_p)",
     torch="F.triplet_margin_loss",
-    optax="optax.losses.triplet_margin_loss",
+    optax="optax.losses.triplet_margin_loss (eps inside the root)",
     keras=None,
 )
 @loss_function

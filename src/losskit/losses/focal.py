@@ -92,7 +92,7 @@ def _sigmoid_focal_core(alpha, gamma):
     input_space="logits",
     formula="-alpha_t (1 - p_t)^gamma log p_t, p = sigmoid(x)",
     torch="torchvision.ops.sigmoid_focal_loss",
-    optax="optax.losses.sigmoid_focal_loss",
+    optax="optax.losses.sigmoid_focal_loss(alpha=0.25)",
     keras="BinaryFocalCrossentropy(apply_class_balancing=True, from_logits=True)",
 )
 @loss_function
@@ -269,7 +269,7 @@ def softmax_focal(
     input_space="logits",
     formula="-log p_t + epsilon (1 - p_t)",
     torch=None,
-    optax="optax.losses.poly_loss_cross_entropy",
+    optax="optax.losses.poly_loss_cross_entropy(epsilon=1.0)",
     keras=None,
 )
 @loss_function

@@ -238,7 +238,7 @@ def _overlap_loss(
     input_space="probabilities",
     formula="1 - (2 TP + s) / (P + G + s) per sample and class",
     torch=None,
-    optax="optax.losses.dice_loss",
+    optax="optax.losses.dice_loss(smooth=5e-06, apply_softmax=False)",
     keras="Dice",
 )
 @loss_function
@@ -263,6 +263,11 @@ def dice(
 
     (see the module docstring for :math:`TP, P, G`, the layout and the options).  Values lie
     in [0, 1]; 0 when the prediction equals one-hot targets.
+
+    Optax's ``dice_loss`` writes the ratio :math:`(TP + s') / (P/2 + G/2 + s')` and applies a
+    softmax by default: it equals this loss with ``smooth=s/2`` and ``apply_softmax=False``
+    (``smooth=5e-06`` for the default here; Optax's own default ``smooth=1.0`` is a different
+    loss, as is its softmax of the input, which is ``activation="softmax"`` here).
 
     Gradient with respect to the probabilities:
     :math:`\partial\ell/\partial p_x = -2 g_x / D + (2TP + s)/D^2` with
@@ -314,7 +319,7 @@ def dice(
     input_space="probabilities",
     formula="1 - (TP + s) / (TP + alpha FP + beta FN + s) per sample and class",
     torch=None,
-    optax="optax.losses.dice_loss(alpha=, beta=)",
+    optax="optax.losses.dice_loss(smooth=1e-05, apply_softmax=False)",
     keras="Tversky",
 )
 @loss_function
@@ -345,6 +350,8 @@ def tversky(
     :math:`\beta` trades precision for recall on small structures (the paper suggests
     :math:`\alpha = 0.3, \beta = 0.7`).  With :math:`\alpha = \beta = 1/2` and
     :math:`s = 0` this is the Dice loss.
+    Optax's ``dice_loss(alpha=, beta=)`` is this loss with the same ``smooth`` once told
+    ``apply_softmax=False`` (its defaults are ``smooth=1.0`` and a softmax of the input).
 
     Gradient with respect to the probabilities:
     :math:`\partial\ell/\partial p_x = -g_x/D + (TP + s)((1 - \alpha - \beta) g_x + \alpha)/D^2`
