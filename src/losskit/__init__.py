@@ -60,6 +60,7 @@ from .losses.contrastive import (
     triplet_margin,
     triplet_margin_with_distance,
 )
+from .losses.distillation import linear_distillation
 from .losses.divergence import distillation_kl, generalized_kl, js_div, kl_div
 from .losses.focal import poly1_cross_entropy, sigmoid_focal, softmax_focal
 from .losses.images import charbonnier, general_robust, ms_ssim_loss, ssim_loss, total_variation
@@ -180,6 +181,7 @@ __all__ = [
     "js_div",
     "generalized_kl",
     "distillation_kl",
+    "linear_distillation",
     # contrastive and ranking
     "triplet_margin",
     "triplet_margin_with_distance",

@@ -26,6 +26,7 @@ from .validation import (
     check_integer_array,
     check_nonempty,
     check_number,
+    check_reduction,
 )
 
 __all__ = [
@@ -34,6 +35,10 @@ __all__ = [
     "LinearLogProbsSpec",
     "auto_vocab_chunk_size",
     "check_chunk_size",
+    "DIVERGENCES",
+    "LinearDistillationOptions",
+    "LinearDistillationArrays",
+    "LinearDistillationSpec",
 ]
 
 # "auto": the vocabulary is split into blocks (with an online log-sum-exp) only above this many
@@ -163,4 +168,132 @@ class LinearLogProbsSpec:
             temperature=options.temperature,
             ignore_index=options.ignore_index,
             return_entropy=options.return_entropy,
+        )
+
+
+# -- distillation from hidden states -------------------------------------------------------------
+
+DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")
+
+
+@dataclass(frozen=True)
+class LinearDistillationOptions:
+    """The scalar options of :func:`losskit.linear_distillation`, validated on construction (in
+    the order of its signature)."""
+
+    divergence: str = "forward_kl"
+    beta: float = 0.5
+    temperature: float = 1.0
+    reduction: str = "mean"
+    chunk_size: int | str = "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.divergence, str) or self.divergence not in DIVERGENCES:
+            raise ValueError(
+                f"divergence must be one of {', '.join(map(repr, DIVERGENCES))}; got {self.divergence!r}"
+            )
+        object.__setattr__(self, "beta", check_number(self.beta, "beta", low=0.0, high=1.0))
+        t = check_number(self.temperature, "temperature", low=0.0, low_inclusive=False)
+        object.__setattr__(self, "temperature", t)
+        check_reduction(self.reduction, ("mean", "sum", "none"))
+        check_chunk_size(self.chunk_size, "chunk_size")
+
+
+class LinearDistillationArrays(NamedTuple):
+    """The arrays of one call: the student's hidden states ``(..., D_s)`` and head ``(V, D_s)``,
+    the teacher's ``(..., D_t)`` and ``(V, D_t)``, the optional biases ``(V,)`` and the optional
+    boolean token mask ``(...)``."""
+
+    student_hidden: Array
+    student_weight: Array
+    teacher_hidden: Array
+    teacher_weight: Array
+    student_bias: Array | None = None
+    teacher_bias: Array | None = None
+    where: Array | None = None
+
+
+@dataclass(frozen=True)
+class LinearDistillationSpec:
+    """One call, validated.  ``divergence`` is the one computed: ``"jsd"`` with ``beta`` 0 or 1
+    is resolved to ``"forward_kl"`` / ``"reverse_kl"`` (the limits the generalised JSD is
+    defined to take there)."""
+
+    num_classes: int
+    lead_shape: tuple[int, ...]
+    num_tokens: int
+    student_size: int
+    teacher_size: int
+    chunk: int
+    divergence: str
+    beta: float
+    temperature: float
+    reduction: str
+
+    @classmethod
+    def of(
+        cls, xp: Namespace, options: LinearDistillationOptions, arrays: LinearDistillationArrays
+    ) -> LinearDistillationSpec:
+        sh, sw, th, tw, sb, tb, where = arrays
+        sizes = []
+        for h_name, h, w_name, w in (
+            ("student_hidden", sh, "student_weight", sw),
+            ("teacher_hidden", th, "teacher_weight", tw),
+        ):
+            check_float_array(xp, h, h_name)
+            check_float_array(xp, w, w_name)
+            if h.ndim < 1:
+                raise ValueError(f"{h_name} must have a feature axis (last); got a 0-d array")
+            check_nonempty(h, h_name)
+            if w.ndim != 2 or w.shape[1] != h.shape[-1]:
+                raise ValueError(
+                    f"{w_name} must have shape (vocab_size, {h.shape[-1]}) to match {h_name}'s last axis; "
+                    f"got {tuple(w.shape)}"
+                )
+            sizes.append(h.shape[-1])
+        lead_shape = tuple(sh.shape[:-1])
+        if tuple(th.shape[:-1]) != lead_shape:
+            raise ValueError(
+                f"teacher_hidden must have student_hidden's leading shape {lead_shape} (one row per token); "
+                f"got {tuple(th.shape[:-1])}"
+            )
+        v = sw.shape[0]
+        if tw.shape[0] != v:
+            raise ValueError(
+                f"teacher_weight must have as many rows (vocabulary entries) as student_weight ({v}); "
+                f"got {tw.shape[0]}"
+            )
+        for name, b in (("student_bias", sb), ("teacher_bias", tb)):
+            if b is not None:
+                check_float_array(xp, b, name)
+                if tuple(b.shape) != (v,):
+                    raise ValueError(
+                        f"{name} must have shape ({v},), one value per vocabulary entry; got {tuple(b.shape)}"
+                    )
+        if where is not None:
+            if where.dtype != xp.bool:
+                raise TypeError(f"where must be a boolean mask; got dtype {where.dtype}")
+            if tuple(where.shape) != lead_shape:
+                raise ValueError(
+                    f"where must have the hidden states' leading shape {lead_shape} (one flag per token); "
+                    f"got {tuple(where.shape)}"
+                )
+        divergence = options.divergence
+        if divergence == "jsd" and options.beta in (0.0, 1.0):
+            divergence = "forward_kl" if options.beta == 0.0 else "reverse_kl"
+        num_tokens = math.prod(lead_shape)
+        size = options.chunk_size
+        # two blocks of logits (student and teacher) are live per chunk
+        chunk = auto_chunk_size(num_tokens, 2 * v) if size == "auto" else min(size, num_tokens)
+        return cls(
+            num_classes=v,
+            lead_shape=lead_shape,
+            num_tokens=num_tokens,
+            student_size=sizes[0],
+            teacher_size=sizes[1],
+            chunk=max(1, chunk),
+            divergence=divergence,
+            beta=options.beta,
+            temperature=options.temperature,
+            reduction=options.reduction,
         )

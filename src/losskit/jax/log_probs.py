@@ -26,9 +26,15 @@ import jax
 import jax.numpy as jnp
 
 from ..core.backend import compute_dtype
-from ..core.log_prob_specs import LinearLogProbsArrays, LinearLogProbsSpec
+from ..core.log_prob_specs import (
+    LinearDistillationArrays,
+    LinearDistillationSpec,
+    LinearLogProbsArrays,
+    LinearLogProbsSpec,
+)
+from ..losses.distillation import chunk_divergence
 
-__all__ = ["linear_log_probs_fast_path"]
+__all__ = ["linear_log_probs_fast_path", "linear_distillation_fast_path"]
 
 
 def _blocks(spec: LinearLogProbsSpec) -> list[tuple[int, int]]:
@@ -161,3 +167,85 @@ def linear_log_probs_fast_path(spec: LinearLogProbsSpec, arrays: LinearLogProbsA
         return a.reshape(k * chunk)[:n].reshape(spec.lead_shape).astype(out_dtype)
 
     return ((finish(lp), finish(ent)) if spec.return_entropy else finish(lp)), {}
+
+
+# -- distillation from hidden states ---------------------------------------------------------------
+
+
+def _distill_chunk(xc, ws, bs, tc, wt, bt, spec: LinearDistillationSpec, need_grad: bool):
+    inv_t = 1.0 / spec.temperature
+    s = (xc @ ws.T + bs) * inv_t
+    t = (tc @ wt.T + bt) * inv_t
+    return chunk_divergence(jnp, s, t, spec, need_grad)
+
+
+def _distill_forward(xs, ws, bs, xt, wt, bt, spec: LinearDistillationSpec):
+    def body(carry, inp):
+        xc, tc = inp
+        return carry, _distill_chunk(xc, ws, bs, tc, wt, bt, spec, False)[0]
+
+    return jax.lax.scan(body, None, (xs, xt))[1]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _distill(xs, ws, bs, xt, wt, bt, spec: LinearDistillationSpec):
+    """Per-token divergences ``(K, chunk)``; the backward takes one cotangent per token."""
+    return _distill_forward(xs, ws, bs, xt, wt, bt, spec)
+
+
+def _distill_fwd(xs, ws, bs, xt, wt, bt, spec):
+    return _distill_forward(xs, ws, bs, xt, wt, bt, spec), (xs, ws, bs, xt, wt, bt)
+
+
+def _distill_bwd(spec, residuals, ct):
+    xs, ws, bs, xt, wt, bt = residuals
+    inv_t = 1.0 / spec.temperature
+
+    def body(carry, inp):
+        gw, gb = carry
+        xc, tc, sc = inp
+        _, g = _distill_chunk(xc, ws, bs, tc, wt, bt, spec, True)
+        g = g * (sc * inv_t)[:, None]  # d loss / d (x W^T + b) = (d loss / d s) / T
+        return (gw + g.T @ xc, gb + jnp.sum(g, axis=0)), g @ ws
+
+    (gw, gb), gx = jax.lax.scan(body, (jnp.zeros_like(ws), jnp.zeros_like(bs)), (xs, xt, ct.astype(xs.dtype)))
+    return gx, gw, gb, None, None, None
+
+
+_distill.defvjp(_distill_fwd, _distill_bwd)
+
+
+def linear_distillation_fast_path(
+    spec: LinearDistillationSpec, arrays: LinearDistillationArrays, wrt: frozenset[int]
+):
+    """``losskit.linear_distillation`` on JAX arrays differentiated by JAX (``wrt`` empty): a
+    ``custom_vjp`` scan over token chunks whose backward recomputes each chunk's logits (the
+    teacher gets no gradient: it is a constant)."""
+    if wrt:
+        return None
+    sh, sw, th, tw, sb, tb, where = arrays
+    out_dtype = jnp.result_type(sh.dtype, sw.dtype)
+    dtype = compute_dtype(jnp, out_dtype)
+    n, chunk, v = spec.num_tokens, spec.chunk, spec.num_classes
+    k = -(-n // chunk)
+    pad = k * chunk - n
+    xs = sh.reshape(n, spec.student_size).astype(dtype)
+    xt = jax.lax.stop_gradient(th.reshape(n, spec.teacher_size).astype(dtype))
+    valid = jnp.ones((n,), bool) if where is None else where.reshape(n)
+    if pad:
+        xs = jnp.concatenate([xs, jnp.zeros((pad, xs.shape[1]), dtype)])
+        xt = jnp.concatenate([xt, jnp.zeros((pad, xt.shape[1]), dtype)])
+        valid = jnp.concatenate([valid, jnp.zeros((pad,), bool)])
+    bs = jnp.zeros((v,), dtype) if sb is None else sb.astype(dtype)
+    bt = jnp.zeros((v,), dtype) if tb is None else jax.lax.stop_gradient(tb.astype(dtype))
+    wt = jax.lax.stop_gradient(tw.astype(dtype))
+    per = _distill(xs.reshape(k, chunk, -1), sw.astype(dtype), bs, xt.reshape(k, chunk, -1), wt, bt, spec)
+    per = jnp.where(valid, per.reshape(k * chunk), 0.0)
+    if spec.reduction == "none":
+        value = per[:n].reshape(spec.lead_shape)
+    elif spec.reduction == "sum":
+        value = jnp.sum(per)
+    else:
+        count = jnp.sum(valid.astype(dtype))
+        value = jnp.where(count > 0, jnp.sum(per) / jnp.where(count > 0, count, 1.0), 0.0)
+    return value.astype(out_dtype), {}

@@ -1,4 +1,5 @@
-"""Per-token log-probabilities of a linear head as a ``torch.autograd.Function``.
+"""Per-token log-probabilities of a linear head, and distillation from hidden states, as
+``torch.autograd.Function``\\ s.
 
 :func:`linear_log_probs` computes ``log_softmax((hidden @ weight.T + bias) / T)`` at the given
 tokens (and on request the entropies) chunk by chunk, never holding the N x V logits.  The
@@ -20,6 +21,11 @@ the portable loop (low precision computed in float32).
 
 :func:`linear_log_probs_fast_path` is the ``("linear_log_probs", "torch")`` fast path of
 :func:`losskit.linear_log_probs`: tensors that autograd will differentiate take the Function.
+
+:class:`LinearDistillationFunction` is :func:`losskit.linear_distillation` on tensors whose
+student autograd differentiates (``linear_distillation_fast_path``): the divergence of each
+chunk and the gradient of its student logits are computed together, so the backward of a
+``"mean"``/``"sum"`` loss is one multiply.
 """
 
 from __future__ import annotations
@@ -33,9 +39,16 @@ import torch
 from ..core.backend import compute_dtype, namespace
 from ..core.log_prob_specs import LinearLogProbsArrays, LinearLogProbsOptions, LinearLogProbsSpec
 from ..core.specs import options_from, with_options
+from ..losses.distillation import distillation_sweep, prepare_distillation
 from ..losses.log_probs import LogProbSweep, log_prob_sweep, run_sweep
 
-__all__ = ["linear_log_probs", "LinearLogProbsFunction", "linear_log_probs_fast_path"]
+__all__ = [
+    "linear_log_probs",
+    "LinearLogProbsFunction",
+    "linear_log_probs_fast_path",
+    "LinearDistillationFunction",
+    "linear_distillation_fast_path",
+]
 
 _XP = array_api_compat.array_namespace(torch.empty(0))
 _NP = array_api_compat.array_namespace(np.empty(0))
@@ -187,3 +200,75 @@ def linear_log_probs_fast_path(spec: LinearLogProbsSpec, arrays: LinearLogProbsA
     if not any(a is not None and a.requires_grad for a in (hidden, weight, bias)):
         return None
     return _apply(arrays, spec), {}
+
+
+# -- distillation from hidden states ---------------------------------------------------------------
+
+
+class LinearDistillationFunction(torch.autograd.Function):
+    """``losskit.linear_distillation`` as an autograd Function: gradients for the student's
+    hidden states, weight and bias (the teacher is constant).
+
+    ``"mean"``/``"sum"``: the forward computes the loss and the student's gradients in one
+    chunked sweep (the gradient of each chunk's logits is folded in while the chunk's two
+    softmaxes are at hand); the backward scales them.  ``"none"``: each token's upstream
+    factor is known only in the backward, which makes one more sweep with those factors.
+    """
+
+    @staticmethod
+    def forward(ctx, sh, sw, sb, th, tw, tb, where, spec, need):
+        arrays = (sh.detach(), sw.detach(), th.detach(), tw.detach())
+        arrays = arrays + tuple(None if a is None else a.detach() for a in (sb, tb)) + (where,)
+        out_dtype, dtype, heads, valid, row_scale, factor = prepare_distillation(_XP, spec, arrays)
+        now = any(need) and spec.reduction != "none"
+        row_loss, gx, gw, gb = _distill_sweep(heads, row_scale if now else None, spec, need)
+        per_token = torch.where(valid, row_loss, torch.zeros((), dtype=row_loss.dtype))
+        if spec.reduction == "none":
+            value = per_token.reshape(spec.lead_shape)
+        else:
+            value = per_token.sum() * factor
+        ctx.spec = spec
+        ctx.shapes = (tuple(sh.shape), sh.dtype, sw.dtype, None if sb is None else sb.dtype)
+        if now:
+            ctx.grads = (gx, gw, gb)
+        else:
+            ctx.grads = None
+            ctx.sweep = (heads, valid, need)
+        return value.to(out_dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output):
+        shape, x_dtype, w_dtype, b_dtype = ctx.shapes
+        if ctx.grads is not None:
+            gx, gw, gb = (None if g is None else g * grad_output.to(g.dtype) for g in ctx.grads)
+        else:
+            heads, valid, need = ctx.sweep
+            dtype = heads[0].dtype
+            scale = torch.where(valid, grad_output.reshape(-1).to(dtype), torch.zeros((), dtype=dtype))
+            _, gx, gw, gb = _distill_sweep(heads, scale, ctx.spec, need)
+        gx = None if gx is None else gx.reshape(shape).to(x_dtype)
+        gw = None if gw is None else gw.to(w_dtype)
+        gb = None if gb is None else gb.to(b_dtype)
+        return gx, gw, gb, None, None, None, None, None, None
+
+
+def _distill_sweep(heads, row_scale, spec, need):
+    xs, ws, bs, xt, wt, bt = heads
+    return distillation_sweep(_XP, xs, ws, bs, xt, wt, bt, row_scale, spec, need)
+
+
+def linear_distillation_fast_path(spec, arrays, wrt: frozenset[int]):
+    """``losskit.linear_distillation`` on torch tensors whose student autograd will
+    differentiate: the Function.  Declines when autograd is off, losskit's own
+    ``value_and_grad`` asks (``wrt``), or the teacher requires a gradient (it is a constant
+    here; autograd through the portable loop then serves it)."""
+    sh, sw, th, tw, sb, tb, where = arrays
+    if wrt or not torch.is_grad_enabled():
+        return None
+    if any(a is not None and a.requires_grad for a in (th, tw, tb)):
+        return None
+    need = (sh.requires_grad, sw.requires_grad, sb is not None and sb.requires_grad)
+    if not any(need):
+        return None
+    return LinearDistillationFunction.apply(sh, sw, sb, th, tw, tb, where, spec, need), {}
