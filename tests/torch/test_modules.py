@@ -4,6 +4,9 @@ catalogued later; the linear cross-entropy head trains."""
 
 from __future__ import annotations
 
+import inspect
+import pickle
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -58,10 +61,26 @@ def test_every_catalogued_loss_module_matches_its_function(case, rng):
         pytest.skip("owns its parameters; tested above")
     args, kwargs = BY_NAME["torch"].args(*case.make_args(rng))
     args = [a.clone().requires_grad_() if i == 0 else a for i, a in enumerate(args)]
+    # options go to the constructor, per-call arrays (where, ...) to forward
+    init = inspect.signature(cls.__init__).parameters
+    options = {k: v for k, v in kwargs.items() if k in init}
+    per_call = {k: v for k, v in kwargs.items() if k not in init}
+    # a positional option of the function (BCE's weight) is a constructor argument of the module
+    fn_names = list(inspect.signature(case.fn).parameters)
+    forward_params = list(inspect.signature(cls.forward).parameters.values())[1:]
+    n_forward = sum(p.kind is p.POSITIONAL_OR_KEYWORD for p in forward_params)
+    if any(p.kind is p.VAR_POSITIONAL for p in forward_params):
+        n_forward = len(args)
+    want_args = list(args)
+    for i in range(n_forward, len(args)):
+        options[fn_names[i]] = args[i]
+    args = args[:n_forward]
+    if cls.class_dim:
+        options.setdefault("axis", -1)  # the cases have losskit's layout, classes last
     for reduction in case.reductions:
-        module = cls(reduction=reduction, **kwargs)
-        got = module(*args)
-        want = case.fn(*args, reduction=reduction, **kwargs)
+        module = cls(reduction=reduction, **options)
+        got = module(*args, **per_call)
+        want = case.fn(*want_args, reduction=reduction, **kwargs)
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
         got.sum().backward()
         assert args[0].grad is not None and torch.isfinite(args[0].grad).all()
@@ -69,8 +88,10 @@ def test_every_catalogued_loss_module_matches_its_function(case, rng):
 
 
 def test_module_options_are_checked_and_tensors_are_buffers():
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(TypeError, match="delta"):
         lt.MSELoss(delta=1.0)
+    with pytest.raises(TypeError, match="unknown option"):
+        lt.LossModule.__init__(lt.MSELoss.__new__(lt.MSELoss), delta=1.0)
     m = lt.CrossEntropyLoss(weight=torch.ones(3, dtype=torch.float64))
     assert "weight" in dict(m.named_buffers())
     m = m.to(torch.float32)
@@ -90,11 +111,16 @@ def test_a_loss_catalogued_later_gets_a_module():
         return (input * input).sum(), {0: 2 * input}
 
     try:
-        cls = lt.SquaredNormForTestLoss
-        assert cls.loss is squared_norm_for_test
+        cls = lt.modules_by_loss()["squared_norm_for_test"]
+        assert cls.__name__ == "SquaredNormForTestLoss" and cls.loss is squared_norm_for_test
         x = torch.tensor([1.0, 2.0])
         assert cls()(x).item() == 5.0
+        # a class built at run time pickles in the process that built it
+        assert pickle.loads(pickle.dumps(cls(reduction="sum")))(x).item() == 5.0
+        # the generated classes are attributes of losskit.torch; a run-time one is not
+        assert not hasattr(lt, "SquaredNormForTestLoss")
     finally:
         _CATALOG.pop("squared_norm_for_test", None)
-        lt.modules._BUILT.pop("squared_norm_for_test", None)
-        vars(lt).pop("SquaredNormForTestLoss", None)
+        built = lt.modules._BUILT.pop("squared_norm_for_test", None)
+        if built is not None:
+            vars(lt.modules).pop(built.__name__, None)

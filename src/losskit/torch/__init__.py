@@ -1,5 +1,6 @@
 """PyTorch at the edge: autograd Functions that use losskit's analytic gradients, and
-``nn.Module`` wrappers.  Importing this module imports torch.
+``nn.Module`` losses.  Importing this package imports torch (the ``torch`` extra:
+``pip install 'losskit[torch]'``).
 
 - :func:`cross_entropy` / :class:`CrossEntropyLoss`: fused cross-entropy whose gradient is
   computed in the forward (one N x V buffer, or none with ``inplace=True``);
@@ -10,24 +11,36 @@
 - one ``nn.Module`` per loss in :func:`losskit.catalog`, named as in PyTorch where PyTorch has
   the loss (``MSELoss``, ``HuberLoss``, ``KLDivLoss``, ...), else ``<Name>Loss``; see
   :mod:`losskit.torch.modules`.
+
+Layouts.  The modules named as ``torch.nn``'s losses are drop-in replacements for them: the
+same constructor arguments in the same positions with the same defaults, and PyTorch's layout,
+classes on dimension 1 of ``(N, C, d1, ...)`` (dimension 0 of an unbatched ``(C,)``).  The
+functions keep losskit's convention, classes on the last axis (``axis=-1``), as
+:func:`losskit.cross_entropy` has it; give ``axis=1`` for PyTorch's ``(N, C, d1, ...)``::
+
+    lkt.CrossEntropyLoss()(logits_ncl, target_nl)          # as torch.nn.CrossEntropyLoss
+    lkt.cross_entropy(logits_ncl, target_nl, axis=1)       # the same number
+    lkt.cross_entropy(logits_nlc, target_nl)               # classes last: losskit's default
 """
 
 from __future__ import annotations
 
-from typing import Any
+try:
+    import torch  # noqa: F401
+except ModuleNotFoundError as error:  # pragma: no cover - exercised in a subprocess by the tests
+    if error.name != "torch":
+        raise
+    raise ModuleNotFoundError(
+        "losskit.torch needs PyTorch, which is not installed: pip install 'losskit[torch]' "
+        "(or install torch itself, any version the extra allows)",
+        name="torch",
+    ) from error
 
 from .functional import CrossEntropyFunction, LinearCrossEntropyFunction, cross_entropy, linear_cross_entropy
 from .log_probs import LinearLogProbsFunction, linear_log_probs
-from .modules import (
-    CrossEntropyLoss,
-    LinearCrossEntropyLoss,
-    LossModule,
-    build_modules,
-    module_name,
-    modules_by_loss,
-)
-
-_MODULES = build_modules(globals())
+from .loss_modules import *  # noqa: F403  (one class per catalogued loss)
+from .loss_modules import __all__ as _GENERATED
+from .modules import LinearCrossEntropyLoss, LossModule, build_modules, module_name, modules_by_loss
 
 __all__ = [
     "cross_entropy",
@@ -36,19 +49,10 @@ __all__ = [
     "LinearCrossEntropyFunction",
     "linear_log_probs",
     "LinearLogProbsFunction",
-    "CrossEntropyLoss",
     "LinearCrossEntropyLoss",
     "LossModule",
+    "build_modules",
     "module_name",
     "modules_by_loss",
-    *sorted(n for n in _MODULES if n not in ("CrossEntropyLoss", "LinearCrossEntropyLoss")),
+    *_GENERATED,
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # a loss catalogued after this package was imported still gets its module on first use
-    if name.endswith("Loss"):
-        made = build_modules(globals())
-        if name in made:
-            return made[name]
-    raise AttributeError(f"module 'losskit.torch' has no attribute {name!r}")

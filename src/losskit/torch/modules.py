@@ -1,146 +1,59 @@
-"""``nn.Module`` wrappers for every loss in :func:`losskit.catalog`, generated from it.
+"""``nn.Module`` losses: one class for every loss in :func:`losskit.catalog`.
 
-Each catalogued loss gets a module class named as in PyTorch when PyTorch has the loss
-(``cross_entropy`` -> ``CrossEntropyLoss``, ``mse`` -> ``MSELoss``, ``huber`` ->
-``HuberLoss``, ``binary_cross_entropy_with_logits`` -> ``BCEWithLogitsLoss``, ...) and
-``<CamelCaseName>Loss`` otherwise (``sigmoid_focal`` -> ``SigmoidFocalLoss``).  Losses added to the catalog
-later get their module automatically the first time this module is imported after them.
+The classes are written out in :mod:`losskit.torch.loss_modules`, generated from the catalog by
+``tools/generate_torch_modules.py`` (a test keeps it in step): real classes with real
+signatures, so they pickle, ``torch.save`` with a model, and are seen by type checkers and IDEs.
+Each is named as in PyTorch when PyTorch has the loss (``cross_entropy`` ->
+``CrossEntropyLoss``, ``mse`` -> ``MSELoss``, ``binary_cross_entropy_with_logits`` ->
+``BCEWithLogitsLoss``, ...) and ``<CamelCaseName>Loss`` otherwise (``sigmoid_focal`` ->
+``SigmoidFocalLoss``).
 
-Usage is PyTorch's: options go to the constructor, arrays to ``forward``::
+The classes named as ``torch.nn``'s losses are drop-in replacements for them: the same
+constructor arguments in the same positions with the same defaults (``CrossEntropyLoss(weight)``;
+the deprecated ``size_average``/``reduce`` with PyTorch's warning), and PyTorch's layout, classes
+on dimension 1 of ``(N, C, d1, ...)`` (0 of an unbatched ``(C,)``)::
 
     criterion = losskit.torch.CrossEntropyLoss(label_smoothing=0.1, ignore_index=-100)
-    loss = criterion(logits, target)          # logits (N, C) or (..., C): classes on axis -1
+    loss = criterion(logits, target)          # logits (N, C) or (N, C, d1, ...), as torch.nn
     loss.backward()
 
-The constructor accepts any keyword option of the loss (tensor options such as
-``weight`` become buffers, so ``.to(device)`` moves them); ``forward`` takes the loss's array
-arguments positionally and may override options by keyword.  ``CrossEntropyLoss`` and
+losskit's further options follow as keyword-only arguments (``axis=-1`` puts the classes on the
+last axis, as the functions of :mod:`losskit` and :func:`losskit.torch.cross_entropy` have them).
+Every other module takes its function's options as keyword arguments.  ``forward`` takes the
+loss's arrays and may override options by keyword.  ``CrossEntropyLoss`` and
 ``LinearCrossEntropyLoss`` run the fused autograd Functions of :mod:`losskit.torch.functional`;
-every other module differentiates losskit's implementation with PyTorch's autograd (so every
-reduction and every upstream gradient is handled exactly).
+every other module differentiates losskit's implementation with PyTorch's autograd.
+
+A loss catalogued at run time (a user's own :func:`~losskit.core.catalog.catalogued` loss)
+gets a class built on first request by :func:`modules_by_loss`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import re
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..core.catalog import LossInfo, catalog
+from ..core.catalog import catalog
 from ..core.specs import LinearCrossEntropyOptions, options_from, with_options
 from . import functional
+from .loss_modules import *  # noqa: F403  (the generated classes)
+from .loss_modules import LOSS_MODULES
+from .loss_modules import __all__ as _GENERATED
+from .module_base import LossModule, camel, legacy_reduction, module_name, torch_loss_classes
 
 __all__ = [
     "LossModule",
+    "LinearCrossEntropyLoss",
+    "legacy_reduction",
     "module_name",
     "build_modules",
     "modules_by_loss",
-    "LinearCrossEntropyLoss",
-    "CrossEntropyLoss",
+    *_GENERATED,
 ]
-
-# PyTorch modules whose names do not follow from their functional's name
-_TORCH_SPECIAL = {
-    "binary_cross_entropy": "BCELoss",
-    "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
-}
-# name parts of catalogued losses spelled in capitals (``js_div`` -> ``JSDivLoss``); the names
-# PyTorch has come from PyTorch itself
-_ACRONYMS = {"kl", "js", "nce", "ntxent", "l1", "l2", "mape", "msle"}
-
-
-def _torch_loss_classes() -> dict[str, str]:
-    """Normalised name -> PyTorch loss module name (``"crossentropy" -> "CrossEntropyLoss"``)."""
-    out = {}
-    for name in dir(nn):
-        if name.endswith("Loss") and isinstance(getattr(nn, name), type):
-            out[name[: -len("Loss")].lower()] = name
-    return out
-
-
-def _camel(name: str) -> str:
-    return "".join(p.upper() if p in _ACRONYMS else p[:1].upper() + p[1:] for p in name.split("_") if p)
-
-
-def module_name(info: LossInfo, torch_classes: dict[str, str] | None = None) -> str:
-    """The module class name for a catalog entry: PyTorch's when PyTorch has the loss."""
-    torch_classes = _torch_loss_classes() if torch_classes is None else torch_classes
-    if info.torch:
-        match = re.search(r"(?:F|functional)\.(\w+)", info.torch)
-        if match:
-            fname = match.group(1)
-            if fname in _TORCH_SPECIAL:
-                return _TORCH_SPECIAL[fname]
-            key = fname.replace("_", "").lower()
-            key = key[: -len("loss")] if key.endswith("loss") else key
-            if key in torch_classes:
-                return torch_classes[key]
-    base = _camel(info.name)
-    return base if base.endswith("Loss") else base + "Loss"
-
-
-class LossModule(nn.Module):
-    """Base of the generated wrappers: keeps the options, calls the loss in ``forward``."""
-
-    loss: Callable[..., Any]  # set on each generated subclass
-    loss_name: str = ""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__()
-        params = inspect.signature(self.loss).parameters
-        positional = [p.name for p in params.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
-        unknown = [k for k in options if k not in params]
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__} got unknown option(s) {', '.join(map(repr, unknown))}; "
-                f"{self.loss_name} accepts {', '.join(params)}"
-            )
-        self._positional = positional
-        self._option_names = []
-        self._plain: dict[str, Any] = {}
-        for k, v in options.items():
-            if isinstance(v, torch.Tensor):
-                self.register_buffer(k, v)
-            else:
-                self._plain[k] = v
-            self._option_names.append(k)
-
-    def options(self) -> dict[str, Any]:
-        """The options given to the constructor (tensors as the module's current buffers)."""
-        return {k: (getattr(self, k) if k not in self._plain else self._plain[k]) for k in self._option_names}
-
-    def _call(self, fn: Callable[..., Any], args: tuple, overrides: dict[str, Any]) -> Any:
-        opts = self.options()
-        opts.update(overrides)
-        # an option that is also a positional parameter must not be given twice
-        for name in self._positional[: len(args)]:
-            if name in opts and name not in overrides:
-                raise TypeError(
-                    f"{type(self).__name__}: {name!r} was set in the constructor and passed to forward"
-                )
-        return fn(*args, **opts)
-
-    def forward(self, *args: Any, **overrides: Any) -> torch.Tensor:
-        return self._call(self.loss, args, overrides)
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self._plain.items())
-
-
-class CrossEntropyLoss(LossModule):
-    """Fused cross-entropy (:func:`losskit.torch.cross_entropy`) as a module.
-
-    Options as :func:`losskit.cross_entropy` plus ``inplace``; the class axis is ``axis``
-    (default -1).  ``CrossEntropyLoss(label_smoothing=0.1)(logits, target)``.
-    """
-
-    loss = staticmethod(functional.cross_entropy)
-    loss_name = "cross_entropy"
 
 
 @with_options(LinearCrossEntropyOptions)
@@ -201,43 +114,40 @@ class LinearCrossEntropyLoss(nn.Module):
         return f"in_features={self.in_features}, num_classes={self.num_classes}, bias={self.bias is not None}"
 
 
-_FIXED = {"cross_entropy": CrossEntropyLoss, "linear_cross_entropy": LinearCrossEntropyLoss}
-
-
-# catalog name -> generated class, so every build returns the same class objects
-_BUILT: dict[str, type] = {}
+# catalog name -> class built at run time for a loss the generated file does not have
+_BUILT: dict[str, type[LossModule]] = {}
 
 
 def build_modules(namespace: dict[str, Any] | None = None) -> dict[str, type]:
-    """A module class for every catalog entry (created once, reused afterwards); returns
-    class name -> class and, when ``namespace`` is given, stores them there too."""
-    torch_classes = _torch_loss_classes()
-    entries = catalog()
-    # an entry whose own name is PyTorch's functional name claims PyTorch's class name first
-    entries.sort(key=lambda i: 0 if i.torch and re.search(rf"\b{re.escape(i.name)}\b", i.torch) else 1)
-    taken = {cls.__name__ for cls in _BUILT.values()}
-    for info in entries:
-        if info.name in _BUILT:
-            continue
-        fixed = _FIXED.get(info.name)
-        if fixed is not None:
-            _BUILT[info.name] = fixed
-            taken.add(fixed.__name__)
+    """Class name -> module class for every catalog entry: the generated classes, and for a
+    loss catalogued after the file was generated a class built now (once, then reused, and
+    findable by pickle in this process); stored in ``namespace`` too when given."""
+    taken = set(_GENERATED) | {"LinearCrossEntropyLoss"} | {c.__name__ for c in _BUILT.values()}
+    torch_classes = torch_loss_classes()
+    for info in catalog():
+        if info.name in LOSS_MODULES or info.name == "linear_cross_entropy" or info.name in _BUILT:
             continue
         name = module_name(info, torch_classes)
         if name in taken:
-            name = _camel(info.name) + ("" if info.name.endswith("loss") else "Loss")
+            name = camel(info.name) + ("" if info.name.endswith("loss") else "Loss")
         doc = (
             f"``losskit.{info.name}`` as an ``nn.Module`` ({info.formula}).\n\n"
             f"Constructor: any keyword option of ``losskit.{info.name}``; forward: its array "
             f"arguments.\nEquivalent: {info.torch or 'none in PyTorch'}.\n\n"
             + (inspect.getdoc(info.function) or "")
         )
-        attrs = {"loss": staticmethod(info.function), "loss_name": info.name, "__doc__": doc}
-        attrs["__module__"] = __name__
-        _BUILT[info.name] = type(name, (LossModule,), attrs)
+        attrs = {
+            "loss": staticmethod(info.function),
+            "loss_name": info.name,
+            "__doc__": doc,
+            "__module__": __name__,
+            "__qualname__": name,
+        }
+        cls = type(name, (LossModule,), attrs)
+        _BUILT[info.name] = cls
+        globals()[name] = cls  # pickle finds a class by its module and name
         taken.add(name)
-    made = {cls.__name__: cls for cls in _BUILT.values()}
+    made = {cls.__name__: cls for cls in modules_by_loss().values()}
     if namespace is not None:
         namespace.update(made)
     return made
@@ -245,5 +155,12 @@ def build_modules(namespace: dict[str, Any] | None = None) -> dict[str, type]:
 
 def modules_by_loss() -> dict[str, type]:
     """Catalog name -> module class, for every loss catalogued so far (new ones included)."""
-    build_modules()
-    return dict(_BUILT)
+    if any(info.name not in LOSS_MODULES and info.name not in _BUILT for info in catalog()
+           if info.name != "linear_cross_entropy"):
+        build_modules()
+    names = {info.name for info in catalog()}
+    out: dict[str, type] = {k: v for k, v in LOSS_MODULES.items() if k in names}
+    out.update(_BUILT)
+    if "linear_cross_entropy" in names:
+        out["linear_cross_entropy"] = LinearCrossEntropyLoss
+    return out
