@@ -8,16 +8,69 @@ kernel in place, and the three matrix products of the layer's forward and backwa
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 import numpy as np
 
 from ..core.specs import LinearCrossEntropySpec
-from .cross_entropy import RowConstants, numpy_rows
+from .cross_entropy import RowConstants, compiled_passes, numpy_rows
 
-__all__ = ["numpy_chunk_sweep", "chunk_sweep_fast_path"]
+__all__ = ["numpy_chunk_sweep", "chunk_sweep_fast_path", "FastestMatmul", "numpy_matmul"]
 
 # after the first chunk the weight gradient is accumulated through a temporary of about this
 # many bytes (a block of its rows): small next to the outputs, large enough for efficient BLAS
 _ACCUMULATE_BYTES = 4 << 20
+
+Matmul = Callable[[np.ndarray, np.ndarray, np.ndarray], object]
+
+
+class FastestMatmul:
+    """``matmul(a, b, out)`` by whichever of several implementations (e.g. NumPy's BLAS and
+    PyTorch's, which can differ by 2x on the same CPU, and by product shape) is fastest for the
+    product at hand.
+
+    The choice is made per product (shapes, strides, dtype) on the first real uses: each
+    candidate in turn computes ``samples`` of the products asked for (no extra work is done),
+    and the one with the smallest time is kept for every later product of that kind in this
+    process.  The smallest of several samples resists other load on the machine."""
+
+    def __init__(self, candidates: dict[str, Matmul], samples: int = 2) -> None:
+        self.candidates = dict(candidates)
+        self.samples = samples
+        self._timings: dict[tuple, dict[str, list[float]]] = {}
+        self._chosen: dict[tuple, str] = {}
+        self._lock = threading.Lock()
+
+    def choice(self, a: np.ndarray, b: np.ndarray) -> str | None:
+        """The candidate chosen for this product, or None while it is still being timed."""
+        return self._chosen.get(self._key(a, b))
+
+    @staticmethod
+    def _key(a: np.ndarray, b: np.ndarray) -> tuple:
+        return (a.shape, a.strides, b.shape, b.strides, a.dtype.str)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        key = self._key(a, b)
+        name = self._chosen.get(key)
+        if name is not None:
+            self.candidates[name](a, b, out)
+            return
+        with self._lock:
+            times = self._timings.setdefault(key, {n: [] for n in self.candidates})
+            name = min(times, key=lambda n: len(times[n]))  # the least timed candidate
+        t0 = time.perf_counter()
+        self.candidates[name](a, b, out)
+        elapsed = time.perf_counter() - t0
+        with self._lock:
+            times[name].append(elapsed)
+            if all(len(t) >= self.samples for t in times.values()):
+                self._chosen[key] = min(times, key=lambda n: min(times[n]))
+
+
+def numpy_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    np.matmul(a, b, out=out)
 
 
 def chunk_sweep_fast_path(
@@ -48,6 +101,7 @@ def numpy_chunk_sweep(
     spec: LinearCrossEntropySpec,
     need: tuple[bool, bool, bool],
     out: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] | None = None,
+    matmul: Matmul | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """The chunk loop for NumPy (and, through shared memory, CPU PyTorch tensors): the same
     arguments and results as :func:`losskit.losses.linear_cross_entropy.chunk_sweep`.
@@ -56,7 +110,14 @@ def numpy_chunk_sweep(
     matrix product, the row kernel of :mod:`losskit.kernels.cross_entropy` turns them into the
     gradient in place, and two more matrix products fold it into the input's and the
     weight's gradients.  ``out`` optionally supplies preallocated ``(grad_input,
-    grad_weight, grad_bias)`` arrays (any may be None).
+    grad_weight, grad_bias)`` arrays (any may be None); ``matmul(a, b, out)`` does the matrix
+    products (default NumPy's; e.g. a :class:`FastestMatmul` over NumPy's and PyTorch's).
+
+    Beyond the three products each chunk costs two compiled passes over its logits (float32
+    with numba; NumPy's five otherwise) and, after the first chunk, one read and write of the
+    weight gradient to add the chunk's share (NumPy's matmul cannot accumulate into its
+    output).  Measured at N=2048, D=1024, V=32000 on one core: the products took 98% of the
+    time, the row kernel 1.6% (NumPy's passes), the accumulation 0.5%.
     """
     eps, z, cap, chunk = spec.label_smoothing, spec.z_loss, spec.softcap, spec.chunk
     n, d = x2.shape
@@ -73,11 +134,13 @@ def numpy_chunk_sweep(
     tmp = np.empty((vocab_block, d), dtype=dtype) if need[1] and n > chunk else None
     row_loss = np.empty(n, dtype=dtype)
     wt = w.T
+    mm = matmul or numpy_matmul
+    fast = compiled_passes(dtype, v)
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
         xc = x2[lo:hi]
         lb = buf[: hi - lo]
-        np.matmul(xc, wt, out=lb)
+        mm(xc, wt, lb)
         if b is not None:
             np.add(lb, b, out=lb)
         if cap is not None:
@@ -101,21 +164,21 @@ def numpy_chunk_sweep(
             row_scale=row_scale[lo:hi],
             skip=~valid[lo:hi],
         )
-        numpy_rows(lb, lb if need_any else None, row_loss[lo:hi], constants)
+        numpy_rows(lb, lb if need_any else None, row_loss[lo:hi], constants, fast)
         if not need_any:
             continue
         if deriv is not None:
             np.multiply(lb, deriv[: hi - lo], out=lb)
         if need[0]:
-            np.matmul(lb, w, out=gx[lo:hi])
+            mm(lb, w, gx[lo:hi])
         if need[1]:
             if lo == 0:
-                np.matmul(lb.T, xc, out=gw)
+                mm(lb.T, xc, gw)
             else:  # accumulate block by block so the temporary stays small
                 for v0 in range(0, v, vocab_block):
                     v1 = min(v, v0 + vocab_block)
                     tb = tmp[: v1 - v0]
-                    np.matmul(lb[:, v0:v1].T, xc, out=tb)
+                    mm(lb[:, v0:v1].T, xc, tb)
                     np.add(gw[v0:v1], tb, out=gw[v0:v1])
         if need[2]:
             if lo == 0:

@@ -40,7 +40,7 @@ from ..core.specs import (
     with_options,
 )
 from ..kernels.cross_entropy import cross_entropy_rows
-from ..kernels.linear_cross_entropy import numpy_chunk_sweep
+from ..kernels.linear_cross_entropy import FastestMatmul, numpy_chunk_sweep, numpy_matmul
 from ..losses.classification import portable_cross_entropy
 from ..losses.linear_cross_entropy import chunk_sweep
 from . import triton as _triton
@@ -287,9 +287,18 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         return gx, gw, gb, None, None
 
 
+def _torch_matmul(a, b, out):
+    torch.matmul(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+
+
+# the chunk loop's matrix products: NumPy's BLAS or PyTorch's, whichever is faster for each
+# product's shape in this process (they differ by CPU and by shape)
+_CPU_MATMUL = FastestMatmul({"numpy": numpy_matmul, "torch": _torch_matmul})
+
+
 def _numpy_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype):
     """The NumPy chunk loop of :mod:`losskit.kernels.linear_cross_entropy` on the tensors'
-    memory."""
+    memory, each matrix product by the faster of NumPy's and PyTorch's."""
     x2 = x2.to(dtype).contiguous()
     w = w.to(dtype)
     b = None if b is None else b.to(dtype)
@@ -302,6 +311,7 @@ def _numpy_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype):
         row_scale.to(dtype).numpy(),
         spec,
         need,
+        matmul=_CPU_MATMUL,
     )
     wrap = lambda a: None if a is None else torch.from_numpy(a)  # noqa: E731
     return wrap(row_loss), wrap(gx), wrap(gw), wrap(gb)
