@@ -191,3 +191,56 @@ def test_bad_input_is_refused_naming_the_argument(rng):
         lk.linear_dpo(hidden, weight, tokens, ref[0], ref[1][:2])
     with pytest.raises((ValueError, TypeError), match="weight"):
         lk.linear_orpo(hidden, weight[:, :3], tokens)
+
+
+# -- Liger-Kernel's chunked loss classes, where installed ----------------------------------------
+
+
+def _liger_batch(rng, padded=True):
+    hidden, weight, bias, tokens = _batch(rng)
+    if not padded:  # every row counts the same tokens: ORPO's NLL is then the same in both
+        tokens = rng.integers(0, V, size=tokens.shape)
+        tokens[:, :2] = -100
+    return hidden, weight, bias, tokens
+
+
+@pytest.mark.parametrize("name", ["dpo", "simpo", "orpo", "grpo"])
+def test_fused_equals_liger_kernel(name, rng):
+    chunked = pytest.importorskip("liger_kernel.chunked_loss")
+    hidden, weight, bias, tokens = _liger_batch(rng, padded=name != "orpo")
+    h, w, b = (torch.tensor(a, requires_grad=True) for a in (hidden, weight, bias))
+    h2, w2, b2 = (torch.tensor(a, requires_grad=True) for a in (hidden, weight, bias))
+    t = torch.from_numpy(tokens)
+    if name == "dpo":
+        ref_h, ref_w = (
+            torch.from_numpy(rng.normal(size=hidden.shape)),
+            torch.from_numpy(rng.normal(size=weight.shape)),
+        )
+        liger = chunked.LigerFusedLinearDPOLoss(beta=0.2, compiled=False, use_ref_model=True)(
+            w, h, t, b, ref_h, ref_w
+        )
+        with torch.no_grad():
+            ref = lk.linear_log_probs(ref_h, ref_w, t).sum(-1)
+        ours = lk.linear_dpo(h2, w2, t, ref[:B], ref[B:], b2, beta=0.2)
+    elif name == "simpo":
+        loss = chunked.LigerFusedLinearSimPOLoss(beta=2.0, gamma=0.5, compute_nll_loss=False, compiled=False)
+        liger = loss(w, h, t, b)
+        ours = lk.linear_simpo(h2, w2, t, b2, beta=2.0, gamma=0.5)
+    elif name == "orpo":
+        liger = chunked.LigerFusedLinearORPOLoss(beta=0.2, compiled=False)(w, h, t, b)
+        ours = lk.linear_orpo(h2, w2, t, b2, beta=0.2)
+    else:
+        mask = tokens != -100
+        adv = torch.from_numpy(rng.normal(size=2 * B))
+        old = torch.from_numpy(-rng.uniform(0.5, 3, size=tokens.shape))
+        options = dict(beta=0.0, use_ref_model=False, epsilon_high=0.28, loss_type="bnpo")
+        loss = chunked.LigerFusedLinearGRPOLoss(compiled=False, **options)
+        liger = loss(
+            h, w, torch.where(t < 0, 0, t), torch.from_numpy(mask).long(), adv, b, old_per_token_logps=old
+        )
+        ours = lk.linear_grpo(h2, w2, t, adv, old, b2, epsilon_high=0.28, loss_type="dapo")
+    liger = liger[0] if isinstance(liger, tuple) else liger
+    # Liger returns the loss in float32 (its accumulators), so agreement is to float32's precision
+    torch.testing.assert_close(ours.float(), liger.float(), rtol=1e-6, atol=1e-7)
+    for mine, theirs in zip(torch.autograd.grad(ours, (h2, w2, b2)), torch.autograd.grad(liger, (h, w, b))):
+        torch.testing.assert_close(mine, theirs.to(mine.dtype), rtol=1e-5, atol=1e-7)
