@@ -405,3 +405,61 @@ def test_the_kernels_are_declined_where_they_do_not_apply(monkeypatch):
             assert not lkt.available()
             lk.cross_entropy(dev(x).requires_grad_(), dev(target)).backward()
     assert spy.call_count == 0
+
+
+# -- linear_log_probs on the same kernels -------------------------------------------------------
+
+
+def spy_log_probs():
+    return mock.patch.object(tlce, "linear_log_probs_sweep", wraps=tlce.linear_log_probs_sweep)
+
+
+@pytest.mark.parametrize("entropy", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_log_probs_matches_pytorch(bias, temperature, entropy):
+    x, w, b, t = lce_inputs(torch.float32, bias=bias, seed=2)
+    g = torch.Generator().manual_seed(3)
+    up_lp, up_ent = torch.randn(t.shape, generator=g), torch.randn(t.shape, generator=g)
+    xd, wd, bd = (leaf(a, device=DEVICE) for a in (x, w, b))
+    with on_device(), spy_log_probs() as spy:
+        out = lk.linear_log_probs(xd, wd, dev(t), bd, temperature=temperature, return_entropy=entropy)
+        log_probs, ent = out if entropy else (out, None)
+        total = (log_probs * dev(up_lp)).sum() + (0 if ent is None else (ent * dev(up_ent)).sum())
+        total.backward()
+    assert spy.call_count == 2  # the forward sweep and the gradient sweep
+    # PyTorch in float64 with the logits materialised
+    xr, wr, br = (leaf(a, dtype=torch.float64) for a in (x, w, b))
+    logp = torch.log_softmax(F.linear(xr, wr, br) / temperature, -1)
+    valid = t != -100
+    ref_lp = torch.where(valid, logp.gather(-1, t.clamp(min=0)[..., None])[..., 0], 0.0)
+    ref_ent = torch.where(valid, -(logp.exp() * logp).sum(-1), 0.0)
+    ref_total = (ref_lp * up_lp).sum() + ((ref_ent * up_ent).sum() if entropy else 0)
+    ref_total.backward()
+    tol = {"rtol": 1e-5, "atol": 2e-6}
+    np.testing.assert_allclose(log_probs.detach().cpu().double().numpy(), ref_lp.detach().numpy(), **tol)
+    if entropy:
+        np.testing.assert_allclose(ent.detach().cpu().double().numpy(), ref_ent.detach().numpy(), **tol)
+    for got, ref in ((xd, xr), (wd, wr), (bd, br)):
+        if got is not None:
+            np.testing.assert_allclose(got.grad.cpu().double().numpy(), ref.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("dtype", LOW, ids=str)
+def test_linear_log_probs_low_precision_inputs(dtype):
+    x, w, b, t = lce_inputs(dtype, bias=True, seed=4)
+    xd, wd, bd = (leaf(a, device=DEVICE) for a in (x, w, b))
+    with on_device(), spy_log_probs() as spy:
+        log_probs, ent = lk.linear_log_probs(xd, wd, dev(t), bd, return_entropy=True)
+        (log_probs.sum() + ent.sum()).backward()
+    assert spy.call_count == 2 and log_probs.dtype == dtype and xd.grad.dtype == dtype
+    xr, wr, br = (leaf(a, dtype=torch.float64) for a in (x, w, b))
+    logp = torch.log_softmax(F.linear(xr, wr, br), -1)
+    valid = t != -100
+    ref_lp = torch.where(valid, logp.gather(-1, t.clamp(min=0)[..., None])[..., 0], 0.0)
+    ref_ent = torch.where(valid, -(logp.exp() * logp).sum(-1), 0.0)
+    (ref_lp.sum() + ref_ent.sum()).backward()
+    tol = {"rtol": 3e-2, "atol": 1e-2}
+    np.testing.assert_allclose(log_probs.detach().cpu().double().numpy(), ref_lp.detach().numpy(), **tol)
+    np.testing.assert_allclose(ent.detach().cpu().double().numpy(), ref_ent.detach().numpy(), **tol)
+    np.testing.assert_allclose(wd.grad.cpu().double().numpy(), wr.grad.numpy(), **tol)

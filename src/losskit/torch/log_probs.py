@@ -41,6 +41,7 @@ from ..core.log_prob_specs import LinearLogProbsArrays, LinearLogProbsOptions, L
 from ..core.specs import options_from, with_options
 from ..losses.distillation import distillation_sweep, prepare_distillation
 from ..losses.log_probs import LogProbSweep, log_prob_sweep, run_sweep
+from . import triton as _triton
 
 __all__ = [
     "linear_log_probs",
@@ -66,6 +67,8 @@ def _numpy_ok(*tensors: torch.Tensor | None) -> bool:
 def sweep(x2, w, b, safe_t, spec: LinearLogProbsSpec, **kwargs: Any) -> LogProbSweep:
     """One chunked sweep on torch tensors (see :func:`losskit.losses.log_probs.log_prob_sweep`):
     the NumPy kernel on CPU float32/float64 memory, else the portable loop."""
+    if _triton.wanted(x2, w, b, safe_t):  # CUDA tensors, losskit[triton]: the Triton kernels
+        return _triton.log_probs_sweep(x2, w, b, safe_t, spec, **kwargs)
     if _numpy_ok(x2, w, b):
         as_np = lambda a: None if a is None else a.detach().contiguous().numpy()  # noqa: E731
         kw = dict(kwargs)

@@ -12,7 +12,9 @@ array-API code.
   option of :func:`losskit.cross_entropy`;
 - :mod:`.linear_cross_entropy`: the output layer and the loss in one kernel, a block of tokens
   times a block of the vocabulary at a time with an online log-sum-exp, so the N x V logits never
-  exist in global memory; the backward recomputes the blocks (Cut Cross-Entropy's scheme).
+  exist in global memory; the backward recomputes the blocks (Cut Cross-Entropy's scheme).  The
+  same kernels give :func:`losskit.linear_log_probs` (per-token log-probabilities and entropies
+  of a linear head) through :mod:`losskit.torch.log_probs`.
 
 Triton is imported only in this package and only when a kernel is first needed.
 ``LOSSKIT_DISABLE_TRITON=1`` turns the kernels off.  :func:`force_on_cpu` runs them on CPU
@@ -31,7 +33,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["available", "wanted", "force_on_cpu", "cross_entropy_rows", "linear_sweep"]
+__all__ = ["available", "wanted", "force_on_cpu", "cross_entropy_rows", "linear_sweep", "log_probs_sweep"]
 
 _FORCED = [False]
 # the dtypes the kernels read (the arithmetic is float32)
@@ -86,3 +88,11 @@ def linear_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype):
     from . import linear_cross_entropy as kernels
 
     return kernels.linear_cross_entropy_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype)
+
+
+def log_probs_sweep(x2, w, b, safe_t, spec, **kwargs):
+    """One sweep of ``linear_log_probs`` on the linear kernels (the contract of
+    :func:`losskit.losses.log_probs.log_prob_sweep`)."""
+    from . import linear_cross_entropy as kernels
+
+    return kernels.linear_log_probs_sweep(x2, w, b, safe_t, spec, **kwargs)
