@@ -135,7 +135,7 @@ def _first_paragraph(fn: Any) -> str:
 
 def _docstring(info: Any, torch_cls: type | None, init_lines: list[str], fn_ref: str) -> list[str]:
     summary = _first_paragraph(info.function)
-    lines = [summary, ""]
+    lines = [*[line.strip() for line in summary.splitlines()], ""]
     if torch_cls is not None:
         lines += [
             f"A drop-in for ``torch.nn.{torch_cls.__name__}``: its constructor arguments in the",
@@ -158,7 +158,7 @@ def _docstring(info: Any, torch_cls: type | None, init_lines: list[str], fn_ref:
     return lines
 
 
-def _class(info: Any, name: str, torch_cls: type | None, imports: dict[str, set[str]]) -> list[str]:
+def _class(info: Any, name: str, torch_cls: Any, imports: dict[str, set[str]]) -> list[str]:
     fn = FUNCTIONS.get(info.name, info.function)
     if fn is functional.cross_entropy:
         fn_expr, fn_ref = "functional.cross_entropy", "losskit.torch.cross_entropy"

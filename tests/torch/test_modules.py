@@ -54,6 +54,26 @@ def test_module_names_follow_pytorch():
 TORCH_CASES = [c for c in ALL_CASES if "torch" in c.backends and lt.modules_by_loss().get(c.fn.__name__)]
 
 
+def module_call(cls, case, args, kwargs):
+    """Split a case's call of its function into the module's: options (and a positional option
+    such as BCE's ``weight``) to the constructor, arrays and per-call ``where`` to ``forward``;
+    classes on the last axis (``axis=-1``), as the cases have them.  Returns (options, forward
+    args, forward keywords)."""
+    init = inspect.signature(cls.__init__).parameters
+    options = {k: v for k, v in kwargs.items() if k in init}
+    per_call = {k: v for k, v in kwargs.items() if k not in init}
+    fn_names = list(inspect.signature(case.fn).parameters)
+    forward_params = list(inspect.signature(cls.forward).parameters.values())[1:]
+    n_forward = sum(p.kind is p.POSITIONAL_OR_KEYWORD for p in forward_params)
+    if any(p.kind is p.VAR_POSITIONAL for p in forward_params):
+        n_forward = len(args)
+    for i in range(n_forward, len(args)):
+        options[fn_names[i]] = args[i]
+    if cls.class_dim:
+        options.setdefault("axis", -1)
+    return options, list(args[:n_forward]), per_call
+
+
 @pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
 def test_every_catalogued_loss_module_matches_its_function(case, rng):
     cls = lt.modules_by_loss()[case.fn.__name__]
@@ -61,26 +81,11 @@ def test_every_catalogued_loss_module_matches_its_function(case, rng):
         pytest.skip("owns its parameters; tested above")
     args, kwargs = BY_NAME["torch"].args(*case.make_args(rng))
     args = [a.clone().requires_grad_() if i == 0 else a for i, a in enumerate(args)]
-    # options go to the constructor, per-call arrays (where, ...) to forward
-    init = inspect.signature(cls.__init__).parameters
-    options = {k: v for k, v in kwargs.items() if k in init}
-    per_call = {k: v for k, v in kwargs.items() if k not in init}
-    # a positional option of the function (BCE's weight) is a constructor argument of the module
-    fn_names = list(inspect.signature(case.fn).parameters)
-    forward_params = list(inspect.signature(cls.forward).parameters.values())[1:]
-    n_forward = sum(p.kind is p.POSITIONAL_OR_KEYWORD for p in forward_params)
-    if any(p.kind is p.VAR_POSITIONAL for p in forward_params):
-        n_forward = len(args)
-    want_args = list(args)
-    for i in range(n_forward, len(args)):
-        options[fn_names[i]] = args[i]
-    args = args[:n_forward]
-    if cls.class_dim:
-        options.setdefault("axis", -1)  # the cases have losskit's layout, classes last
+    options, forward_args, per_call = module_call(cls, case, args, kwargs)
     for reduction in case.reductions:
         module = cls(reduction=reduction, **options)
-        got = module(*args, **per_call)
-        want = case.fn(*want_args, reduction=reduction, **kwargs)
+        got = module(*forward_args, **per_call)
+        want = case.fn(*args, reduction=reduction, **kwargs)
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
         got.sum().backward()
         assert args[0].grad is not None and torch.isfinite(args[0].grad).all()

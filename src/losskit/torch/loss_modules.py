@@ -38,6 +38,7 @@ from ..losses.contrastive import (
     triplet_margin,
     triplet_margin_with_distance,
 )
+from ..losses.distillation import linear_distillation
 from ..losses.divergence import distillation_kl, generalized_kl, js_div, kl_div
 from ..losses.focal import poly1_cross_entropy, sigmoid_focal, softmax_focal
 from ..losses.images import charbonnier, general_robust, ms_ssim_loss, ssim_loss, total_variation
@@ -127,6 +128,7 @@ __all__ = [
     "L1PenaltyLoss",
     "L2PenaltyLoss",
     "LiftedStructureLoss",
+    "LinearDistillationLoss",
     "LogCoshLoss",
     "LovaszHingeLoss",
     "LovaszSoftmaxLoss",
@@ -220,7 +222,7 @@ class ArcfaceLoss(LossModule):
 
 class BCELoss(LossModule):
     r"""Binary cross-entropy on probabilities:
-:math:`\ell_i = -w_i\,[\,y_i \log p_i + (1 - y_i) \log(1 - p_i)\,]`.
+    :math:`\ell_i = -w_i\,[\,y_i \log p_i + (1 - y_i) \log(1 - p_i)\,]`.
 
     A drop-in for ``torch.nn.BCELoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -318,8 +320,8 @@ class BCEWithLogitsLoss(LossModule):
 
 class BinaryBrierLoss(LossModule):
     r"""Binary Brier score: :math:`\ell_i = (p_i - y_i)^2` for the predicted probability
-:math:`p_i` of the positive class and the label :math:`y_i \in \{0, 1\}` (or a soft label
-in [0, 1]).
+    :math:`p_i` of the positive class and the label :math:`y_i \in \{0, 1\}` (or a soft label
+    in [0, 1]).
 
     :func:`losskit.binary_brier` as an ``nn.Module``; options as keyword arguments.
 
@@ -358,7 +360,7 @@ in [0, 1]).
 
 class BrierLoss(LossModule):
     r"""Multiclass Brier score on **probabilities**: :math:`\ell = \sum_c (p_c - y_c)^2` per
-sample, with :math:`y` the one-hot target (or the given class probabilities).
+    sample, with :math:`y` the one-hot target (or the given class probabilities).
 
     :func:`losskit.brier` as an ``nn.Module``; options as keyword arguments.
 
@@ -580,7 +582,7 @@ class CircleLoss(LossModule):
 
 class ContrastivePairsLoss(LossModule):
     """Pairwise contrastive loss (Hadsell, Chopra and LeCun 2006) over every ordered pair of
-the batch:
+    the batch:
 
     :func:`losskit.contrastive_pairs` as an ``nn.Module``; options as keyword arguments.
 
@@ -674,8 +676,8 @@ class CosfaceLoss(LossModule):
 
 class CosineDistanceLoss(LossModule):
     r"""Cosine distance :math:`1 - \cos(x, y)` between vectors along ``axis``, Optax's
-definition: :math:`\ell = 1 - \sum_k \hat x_k \hat y_k` with
-:math:`\hat x = x / \sqrt{\max(\lVert x\rVert^2, \epsilon)}` (likewise :math:`\hat y`).
+    definition: :math:`\ell = 1 - \sum_k \hat x_k \hat y_k` with
+    :math:`\hat x = x / \sqrt{\max(\lVert x\rVert^2, \epsilon)}` (likewise :math:`\hat y`).
 
     :func:`losskit.cosine_distance` as an ``nn.Module``; options as keyword arguments.
 
@@ -720,7 +722,7 @@ definition: :math:`\ell = 1 - \sum_k \hat x_k \hat y_k` with
 
 class CosineEmbeddingLoss(LossModule):
     """Cosine embedding loss: pull pairs labelled 1 together, push pairs labelled -1 below a
-cosine margin.
+    cosine margin.
 
     A drop-in for ``torch.nn.CosineEmbeddingLoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -768,8 +770,8 @@ cosine margin.
 
 class CpoLoss(LossModule):
     """CPO, Contrastive Preference Optimisation (Xu et al., 2024, eq. 3 plus the NLL term of
-their eq. 4): DPO's sigmoid on the policy's own margin, with no reference model, plus the
-chosen completion's negative log-likelihood,
+    their eq. 4): DPO's sigmoid on the policy's own margin, with no reference model, plus the
+    chosen completion's negative log-likelihood,
 
     :func:`losskit.cpo` as an ``nn.Module``; options as keyword arguments.
 
@@ -992,7 +994,7 @@ class DiouLoss(LossModule):
 
 class DistillationKLLoss(LossModule):
     """Knowledge-distillation loss (Hinton et al. 2015): the KL divergence from the teacher's
-softened distribution to the student's, scaled by :math:`T^2`,
+    softened distribution to the student's, scaled by :math:`T^2`,
 
     :func:`losskit.distillation_kl` as an ``nn.Module``; options as keyword arguments.
 
@@ -1094,7 +1096,7 @@ class DpoLoss(LossModule):
 
 class EiouLoss(LossModule):
     """Efficient IoU loss (Zhang et al. 2022, "Focal and Efficient IOU Loss for Accurate
-Bounding Box Regression", Neurocomputing 506):
+    Bounding Box Regression", Neurocomputing 506):
 
     :func:`losskit.eiou_loss` as an ``nn.Module``; options as keyword arguments.
 
@@ -1139,8 +1141,8 @@ Bounding Box Regression", Neurocomputing 506):
 
 class GaussianNLLLoss(LossModule):
     r"""Negative log-likelihood of ``target`` under a Gaussian with mean ``input`` and variance
-``var``: :math:`\ell = \tfrac12\,(\log v + (x - y)^2 / v)` with :math:`v = \max(\mathrm{var},
-\epsilon)`, plus :math:`\tfrac12\log 2\pi` when ``full``.
+    ``var``: :math:`\ell = \tfrac12\,(\log v + (x - y)^2 / v)` with :math:`v = \max(\mathrm{var},
+    \epsilon)`, plus :math:`\tfrac12\log 2\pi` when ``full``.
 
     A drop-in for ``torch.nn.GaussianNLLLoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -1187,7 +1189,7 @@ class GaussianNLLLoss(LossModule):
 
 class GeneralRobustLoss(LossModule):
     r"""Barron's general and adaptive robust loss (CVPR 2019), with the shape :math:`\alpha` an
-input.  With :math:`d = x - y`, :math:`z = d / c`:
+    input.  With :math:`d = x - y`, :math:`z = d / c`:
 
     :func:`losskit.general_robust` as an ``nn.Module``; options as keyword arguments.
 
@@ -1228,7 +1230,7 @@ input.  With :math:`d = x - y`, :math:`z = d / c`:
 
 class GeneralizedCrossEntropyLoss(LossModule):
     r"""Generalized cross-entropy (:math:`L_q` loss), robust to noisy labels:
-:math:`\ell = (1 - p_t^{\,q})/q` for the predicted probability :math:`p_t` of the target.
+    :math:`\ell = (1 - p_t^{\,q})/q` for the predicted probability :math:`p_t` of the target.
 
     :func:`losskit.generalized_cross_entropy` as an ``nn.Module``; options as keyword arguments.
 
@@ -1329,10 +1331,10 @@ class GeneralizedDiceLoss(LossModule):
 
 class GeneralizedKLLoss(LossModule):
     r"""Generalised Kullback-Leibler divergence between unnormalised distributions,
-:math:`D(q\,\|\,p) = \sum_k q_k (\log q_k - \log p_k) + p_k - q_k` along ``axis`` — the
-Bregman divergence of :math:`x \log x - x` (Optax's ``generalized_kl_divergence``).  It is
-the KL divergence plus :math:`\sum p - \sum q`, so equal to :func:`kl_div` (per sample)
-when both sum to 1; every term is :math:`\ge 0` and it is 0 exactly at :math:`p = q`.
+    :math:`D(q\,\|\,p) = \sum_k q_k (\log q_k - \log p_k) + p_k - q_k` along ``axis`` — the
+    Bregman divergence of :math:`x \log x - x` (Optax's ``generalized_kl_divergence``).  It is
+    the KL divergence plus :math:`\sum p - \sum q`, so equal to :func:`kl_div` (per sample)
+    when both sum to 1; every term is :math:`\ge 0` and it is 0 exactly at :math:`p = q`.
 
     :func:`losskit.generalized_kl` as an ``nn.Module``; options as keyword arguments.
 
@@ -1374,7 +1376,7 @@ when both sum to 1; every term is :math:`\ge 0` and it is 0 exactly at :math:`p 
 
 class GiouLoss(LossModule):
     """Generalized IoU loss (Rezatofighi et al. 2019), as
-``torchvision.ops.generalized_box_iou_loss``:
+    ``torchvision.ops.generalized_box_iou_loss``:
 
     :func:`losskit.giou_loss` as an ``nn.Module``; options as keyword arguments.
 
@@ -1476,8 +1478,8 @@ class GrpoLoss(LossModule):
 
 class HingeEmbeddingLoss(LossModule):
     r"""Hinge embedding loss, for learning whether two inputs are similar from a distance
-``input`` (e.g. an L1 distance between embeddings):
-:math:`\ell = x` if :math:`y = 1`, :math:`\max(0, \mathrm{margin} - x)` if :math:`y = -1`.
+    ``input`` (e.g. an L1 distance between embeddings):
+    :math:`\ell = x` if :math:`y = 1`, :math:`\max(0, \mathrm{margin} - x)` if :math:`y = -1`.
 
     A drop-in for ``torch.nn.HingeEmbeddingLoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -1602,7 +1604,7 @@ class HuberLoss(LossModule):
 
 class InfoNCELoss(LossModule):
     """InfoNCE (van den Oord et al. 2018; the contrastive loss of CPC, MoCo, CLIP's halves):
-cross-entropy of picking each query's positive key among its candidates,
+    cross-entropy of picking each query's positive key among its candidates,
 
     :func:`losskit.info_nce` as an ``nn.Module``; options as keyword arguments.
 
@@ -1695,8 +1697,8 @@ class IouLoss(LossModule):
 
 class JSDivLoss(LossModule):
     r"""Jensen-Shannon divergence
-:math:`\mathrm{JS}(p, q) = \tfrac12 \mathrm{KL}(p\,\|\,m) + \tfrac12 \mathrm{KL}(q\,\|\,m)`,
-:math:`m = (p + q)/2`, in nats (so at most :math:`\ln 2` per distribution).
+    :math:`\mathrm{JS}(p, q) = \tfrac12 \mathrm{KL}(p\,\|\,m) + \tfrac12 \mathrm{KL}(q\,\|\,m)`,
+    :math:`m = (p + q)/2`, in nats (so at most :math:`\ln 2` per distribution).
 
     :func:`losskit.js_div` as an ``nn.Module``; options as keyword arguments.
 
@@ -1841,7 +1843,7 @@ class KLDivLoss(LossModule):
 
 class KtoLoss(LossModule):
     """KTO, Kahneman–Tversky Optimisation (Ethayarajh et al., 2024, eq. 7): unpaired
-completions, each labelled desirable or undesirable, valued against a reference point.
+    completions, each labelled desirable or undesirable, valued against a reference point.
 
     :func:`losskit.kto` as an ``nn.Module``; options as keyword arguments.
 
@@ -1982,7 +1984,7 @@ class L1PenaltyLoss(LossModule):
 
 class L2PenaltyLoss(LossModule):
     r"""L2 (ridge) penalty: :math:`\lambda\sum_k\sum_i w_{k,i}^2`, the sum of squares over every
-given array (no factor 1/2: ``scale`` is the coefficient in front of the sum of squares).
+    given array (no factor 1/2: ``scale`` is the coefficient in front of the sum of squares).
 
     :func:`losskit.l2_penalty` as an ``nn.Module``; options as keyword arguments.
 
@@ -2022,7 +2024,7 @@ given array (no factor 1/2: ``scale`` is the coefficient in front of the sum of 
 
 class LiftedStructureLoss(LossModule):
     """Lifted structured loss, the smooth version of Song et al. 2016 (their eq. 4), per
-ordered positive pair :math:`(i, j)`:
+    ordered positive pair :math:`(i, j)`:
 
     :func:`losskit.lifted_structure` as an ``nn.Module``; options as keyword arguments.
 
@@ -2067,9 +2069,74 @@ ordered positive pair :math:`(i, j)`:
         return self._call((embeddings, labels), {**overrides})
 
 
+class LinearDistillationLoss(LossModule):
+    """Distillation loss between a teacher's and a student's output heads, from their hidden
+    states, without materialising either ``(tokens x vocab)`` logits tensor.
+
+    :func:`losskit.linear_distillation` as an ``nn.Module``; options as keyword arguments.
+
+    Formula: ``KL(P||Q), KL(Q||P) or JSD_beta of softmax(h W^T + b)/T heads, chunked``.
+
+    Constructor arguments (defaults):
+
+    - ``divergence: str = "forward_kl"``
+    - ``beta: float = 0.5``
+    - ``temperature: float = 1.0``
+    - ``reduction: str = "mean"``
+    - ``chunk_size: int | str = "auto"``
+
+    Equivalent: none in PyTorch.  See :func:`losskit.linear_distillation` for the shapes, the gradient
+    and the reference.
+    """
+
+    loss = staticmethod(linear_distillation)
+    loss_name = "linear_distillation"
+
+    def __init__(
+        self,
+        *,
+        divergence: str = "forward_kl",
+        beta: float = 0.5,
+        temperature: float = 1.0,
+        reduction: str = "mean",
+        chunk_size: int | str = "auto",
+    ) -> None:
+        super().__init__(
+            divergence=divergence,
+            beta=beta,
+            temperature=temperature,
+            reduction=reduction,
+            chunk_size=chunk_size,
+        )
+
+    def forward(
+        self,
+        student_hidden: Tensor,
+        student_weight: Tensor,
+        teacher_hidden: Tensor,
+        teacher_weight: Tensor,
+        student_bias: Tensor | None = None,
+        teacher_bias: Tensor | None = None,
+        *,
+        where: Tensor | None = None,
+        **overrides: Any,
+    ) -> Tensor:
+        return self._call(
+            (
+                student_hidden,
+                student_weight,
+                teacher_hidden,
+                teacher_weight,
+                student_bias,
+                teacher_bias,
+            ),
+            {"where": where, **overrides},
+        )
+
+
 class LogCoshLoss(LossModule):
     r"""Log-cosh loss: :math:`\ell = \log\cosh(x - y)`, about :math:`d^2/2` for small errors and
-:math:`|d| - \log 2` for large ones — a twice-differentiable Huber.
+    :math:`|d| - \log 2` for large ones — a twice-differentiable Huber.
 
     :func:`losskit.log_cosh` as an ``nn.Module``; options as keyword arguments.
 
@@ -2279,7 +2346,7 @@ class MSELoss(LossModule):
 
 class MSLELoss(LossModule):
     r"""Mean squared logarithmic error:
-:math:`\ell = (\log(1 + \max(x, \epsilon)) - \log(1 + \max(y, \epsilon)))^2`.
+    :math:`\ell = (\log(1 + \max(x, \epsilon)) - \log(1 + \max(y, \epsilon)))^2`.
 
     :func:`losskit.msle` as an ``nn.Module``; options as keyword arguments.
 
@@ -2321,8 +2388,8 @@ class MSLELoss(LossModule):
 
 class MarginRankingLoss(LossModule):
     r"""Margin ranking loss: :math:`\ell_i = \max(0,\ -y_i (x_{1i} - x_{2i}) + m)`, where
-:math:`y_i = 1` says :math:`x_{1i}` should rank higher (by at least :math:`m`) and
-:math:`y_i = -1` says :math:`x_{2i}` should.
+    :math:`y_i = 1` says :math:`x_{1i}` should rank higher (by at least :math:`m`) and
+    :math:`y_i = -1` says :math:`x_{2i}` should.
 
     A drop-in for ``torch.nn.MarginRankingLoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -2370,7 +2437,7 @@ class MarginRankingLoss(LossModule):
 
 class MinedTripletMarginLoss(LossModule):
     r"""Triplet margin loss over the triplets a miner selects from the batch:
-:math:`\ell = [d_{ap} - d_{an} + m]_+`.
+    :math:`\ell = [d_{ap} - d_{an} + m]_+`.
 
     :func:`losskit.mined_triplet_margin` as an ``nn.Module``; options as keyword arguments.
 
@@ -2419,7 +2486,7 @@ class MinedTripletMarginLoss(LossModule):
 
 class MsSsimLoss(LossModule):
     r"""Multi-scale structural dissimilarity :math:`1 - \mathrm{MS\text{-}SSIM}` (Wang et al.
-2003), per image and channel, over 5 scales:
+    2003), per image and channel, over 5 scales:
 
     :func:`losskit.ms_ssim_loss` as an ``nn.Module``; options as keyword arguments.
 
@@ -2473,7 +2540,7 @@ class MsSsimLoss(LossModule):
 
 class MultiLabelMarginLoss(LossModule):
     r"""Multilabel margin loss (pairwise hinge between every target class and every other
-class): :math:`\ell = \frac1C\sum_{k}\sum_{i \notin T}\max(0, 1 - (s_{t_k} - s_i))`.
+    class): :math:`\ell = \frac1C\sum_{k}\sum_{i \notin T}\max(0, 1 - (s_{t_k} - s_i))`.
 
     A drop-in for ``torch.nn.MultiLabelMarginLoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -2524,8 +2591,8 @@ class): :math:`\ell = \frac1C\sum_{k}\sum_{i \notin T}\max(0, 1 - (s_{t_k} - s_i
 
 class MultiLabelSoftMarginLoss(LossModule):
     r"""Multilabel soft-margin loss: the per-class binary cross-entropy on logits, averaged over
-the classes of each sample:
-:math:`\ell = -\frac1C\sum_c w_c\,[y_c\log\sigma(x_c) + (1 - y_c)\log\sigma(-x_c)]`.
+    the classes of each sample:
+    :math:`\ell = -\frac1C\sum_c w_c\,[y_c\log\sigma(x_c) + (1 - y_c)\log\sigma(-x_c)]`.
 
     A drop-in for ``torch.nn.MultiLabelSoftMarginLoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -2580,7 +2647,7 @@ the classes of each sample:
 
 class MultiMarginLoss(LossModule):
     r"""Multiclass margin loss (one-vs-each hinge, Weston-Watkins):
-:math:`\ell = \frac1C\sum_{c \ne y} w_y \max(0, \mathrm{margin} - s_y + s_c)^p`.
+    :math:`\ell = \frac1C\sum_{c \ne y} w_y \max(0, \mathrm{margin} - s_y + s_c)^p`.
 
     A drop-in for ``torch.nn.MultiMarginLoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -2686,7 +2753,7 @@ class MultiSimilarityLoss(LossModule):
 
 class MulticlassHingeLoss(LossModule):
     r"""Crammer-Singer multiclass hinge loss:
-:math:`\ell = \max_c\,(s_c + 1 - [c = y]) - s_y`.
+    :math:`\ell = \max_c\,(s_c + 1 - [c = y]) - s_y`.
 
     :func:`losskit.multiclass_hinge` as an ``nn.Module``; options as keyword arguments.
 
@@ -2728,7 +2795,7 @@ class MulticlassHingeLoss(LossModule):
 
 class MulticlassPerceptronLoss(LossModule):
     r"""Multiclass perceptron loss: :math:`\ell = \max_c s_c - s_y`, zero once the target has
-the highest score.  Subgradient: :math:`e_{c^*} - e_y` with :math:`c^*` the first argmax.
+    the highest score.  Subgradient: :math:`e_{c^*} - e_y` with :math:`c^*` the first argmax.
 
     :func:`losskit.multiclass_perceptron` as an ``nn.Module``; options as keyword arguments.
 
@@ -2770,7 +2837,7 @@ the highest score.  Subgradient: :math:`e_{c^*} - e_y` with :math:`c^*` the firs
 
 class NLLLoss(LossModule):
     r"""Negative log-likelihood of integer targets under log-probabilities:
-:math:`\ell = -w_t \log p_t`.
+    :math:`\ell = -w_t \log p_t`.
 
     A drop-in for ``torch.nn.NLLLoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -2828,9 +2895,9 @@ class NLLLoss(LossModule):
 
 class NPairLoss(LossModule):
     """Multi-class N-pair loss (Sohn 2016).  From each label with at least two samples one
-pair is taken, its first sample in the batch as the anchor :math:`f_i` and its second as the
-positive :math:`f_i^+`; each anchor's positive is then told apart from the other labels'
-positives by a softmax cross-entropy:
+    pair is taken, its first sample in the batch as the anchor :math:`f_i` and its second as the
+    positive :math:`f_i^+`; each anchor's positive is then told apart from the other labels'
+    positives by a softmax cross-entropy:
 
     :func:`losskit.n_pair` as an ``nn.Module``; options as keyword arguments.
 
@@ -2870,7 +2937,7 @@ positives by a softmax cross-entropy:
 
 class NTXENTLoss(LossModule):
     r"""NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR (Chen et al. 2020),
-with Optax's semantics: for every positive pair :math:`(i, j)` (same label, :math:`i \ne j`),
+    with Optax's semantics: for every positive pair :math:`(i, j)` (same label, :math:`i \ne j`),
 
     :func:`losskit.ntxent` as an ``nn.Module``; options as keyword arguments.
 
@@ -2913,7 +2980,7 @@ with Optax's semantics: for every positive pair :math:`(i, j)` (same label, :mat
 
 class OrpoLoss(LossModule):
     """ORPO, Odds Ratio Preference Optimisation (Hong et al., 2024, eqs. 4–7): the chosen
-completion's negative log-likelihood plus an odds-ratio penalty, no reference model.
+    completion's negative log-likelihood plus an odds-ratio penalty, no reference model.
 
     :func:`losskit.orpo` as an ``nn.Module``; options as keyword arguments.
 
@@ -2955,7 +3022,7 @@ completion's negative log-likelihood plus an odds-ratio penalty, no reference mo
 
 class PerceptronLoss(LossModule):
     r"""Perceptron loss: :math:`\ell = \max(0, -y\,x)`, the hinge without a margin — zero as
-soon as the sign is right.
+    soon as the sign is right.
 
     :func:`losskit.perceptron` as an ``nn.Module``; options as keyword arguments.
 
@@ -3046,7 +3113,7 @@ class PoissonNLLLoss(LossModule):
 
 class Poly1CrossEntropyLoss(LossModule):
     r"""Poly-1 cross-entropy (PolyLoss): cross-entropy plus :math:`\epsilon` times the first
-polynomial term of its expansion, :math:`\ell = -\log p_t + \epsilon\,(1 - p_t)`.
+    polynomial term of its expansion, :math:`\ell = -\log p_t + \epsilon\,(1 - p_t)`.
 
     :func:`losskit.poly1_cross_entropy` as an ``nn.Module``; options as keyword arguments.
 
@@ -3099,7 +3166,7 @@ polynomial term of its expansion, :math:`\ell = -\log p_t + \epsilon\,(1 - p_t)`
 
 class ProxyAnchorLoss(LossModule):
     """Proxy-Anchor (Kim et al. 2020): each proxy is an anchor pulling the batch's embeddings
-of its class and pushing the others,
+    of its class and pushing the others,
 
     :func:`losskit.proxy_anchor` as an ``nn.Module``; options as keyword arguments.
 
@@ -3188,7 +3255,7 @@ class ProxyNcaLoss(LossModule):
 
 class QuantileLoss(LossModule):
     r"""Quantile (pinball) loss, whose minimiser is the ``q``-quantile of the target:
-with :math:`d = y - x`, :math:`\ell = \max(q\,d, (q - 1)\,d)`.
+    with :math:`d = y - x`, :math:`\ell = \max(q\,d, (q - 1)\,d)`.
 
     :func:`losskit.quantile` as an ``nn.Module``; options as keyword arguments.
 
@@ -3269,7 +3336,7 @@ class RankingSoftmaxLoss(LossModule):
 
 class SigmoidFocalLoss(LossModule):
     """Sigmoid focal loss (RetinaNet): binary cross-entropy on logits, scaled down for
-well-classified examples.
+    well-classified examples.
 
     :func:`losskit.sigmoid_focal` as an ``nn.Module``; options as keyword arguments.
 
@@ -3314,7 +3381,7 @@ well-classified examples.
 
 class SimpoLoss(LossModule):
     """SimPO, Simple Preference Optimisation (Meng et al., 2024, eq. 6): reference-free, the
-reward of a completion its length-normalised log-probability,
+    reward of a completion its length-normalised log-probability,
 
     :func:`losskit.simpo` as an ``nn.Module``; options as keyword arguments.
 
@@ -3372,7 +3439,7 @@ reward of a completion its length-normalised log-probability,
 
 class SinkhornDivergenceLoss(LossModule):
     """Debiased Sinkhorn divergence (Feydy et al. 2019, "Interpolating between Optimal Transport
-and MMD using Sinkhorn Divergences"):
+    and MMD using Sinkhorn Divergences"):
 
     :func:`losskit.sinkhorn_divergence` as an ``nn.Module``; options as keyword arguments.
 
@@ -3422,7 +3489,7 @@ and MMD using Sinkhorn Divergences"):
 
 class SinkhornHistogramsLoss(LossModule):
     """Entropic optimal transport cost between histograms over a given ground cost (Cuturi
-2013), log-domain Sinkhorn:
+    2013), log-domain Sinkhorn:
 
     :func:`losskit.sinkhorn_histograms` as an ``nn.Module``; options as keyword arguments.
 
@@ -3563,7 +3630,7 @@ class SmoothL1Loss(LossModule):
 
 class SoftMarginLoss(LossModule):
     r"""Soft-margin (logistic) loss for labels in {-1, 1}: :math:`\ell = \log(1 + e^{-y\,x})`,
-computed as a stable softplus (exact at :math:`|x| = 10^4`).
+    computed as a stable softplus (exact at :math:`|x| = 10^4`).
 
     A drop-in for ``torch.nn.SoftMarginLoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -3607,7 +3674,7 @@ computed as a stable softplus (exact at :math:`|x| = 10^4`).
 
 class SoftmaxFocalLoss(LossModule):
     r"""Softmax focal loss for integer labels:
-:math:`\ell = -w_t\,(1 - p_t)^\gamma \log p_t` with :math:`p = \mathrm{softmax}(x)`.
+    :math:`\ell = -w_t\,(1 - p_t)^\gamma \log p_t` with :math:`p = \mathrm{softmax}(x)`.
 
     :func:`losskit.softmax_focal` as an ``nn.Module``; options as keyword arguments.
 
@@ -3660,7 +3727,7 @@ class SoftmaxFocalLoss(LossModule):
 
 class SparsemaxLoss(LossModule):
     """Sparsemax loss (the Fenchel-Young loss of the Gini entropy), the loss whose output
-layer is :func:`sparsemax` as cross-entropy's is softmax.
+    layer is :func:`sparsemax` as cross-entropy's is softmax.
 
     :func:`losskit.sparsemax_loss` as an ``nn.Module``; options as keyword arguments.
 
@@ -3702,7 +3769,7 @@ layer is :func:`sparsemax` as cross-entropy's is softmax.
 
 class SpherefaceLoss(LossModule):
     """SphereFace, the multiplicative angular margin softmax (A-Softmax, Liu et al. 2017), per
-sample, as pytorch-metric-learning computes it:
+    sample, as pytorch-metric-learning computes it:
 
     :func:`losskit.sphereface` as an ``nn.Module``; options as keyword arguments.
 
@@ -3787,9 +3854,9 @@ class SquaredHingeLoss(LossModule):
 
 class SsimLoss(LossModule):
     r"""Structural dissimilarity :math:`1 - \mathrm{SSIM}` (Wang et al. 2004), per image and
-channel.  With :math:`\mu, \sigma^2, \sigma_{xy}` the local means, variances and covariance
-under a Gaussian window (``window_size`` taps, standard deviation ``sigma``, normalised to
-sum 1; 'valid' filtering: only windows fully inside the image):
+    channel.  With :math:`\mu, \sigma^2, \sigma_{xy}` the local means, variances and covariance
+    under a Gaussian window (``window_size`` taps, standard deviation ``sigma``, normalised to
+    sum 1; 'valid' filtering: only windows fully inside the image):
 
     :func:`losskit.ssim_loss` as an ``nn.Module``; options as keyword arguments.
 
@@ -3843,8 +3910,8 @@ sum 1; 'valid' filtering: only windows fully inside the image):
 
 class SupconLoss(LossModule):
     r"""Supervised contrastive loss (Khosla et al. 2020, :math:`\mathcal L^{sup}_{out}`): for
-each anchor :math:`i`, with :math:`P(i)` the other samples of its label and :math:`A(i)`
-every other sample,
+    each anchor :math:`i`, with :math:`P(i)` the other samples of its label and :math:`A(i)`
+    every other sample,
 
     :func:`losskit.supcon` as an ``nn.Module``; options as keyword arguments.
 
@@ -3929,9 +3996,9 @@ class TotalVariationLoss(LossModule):
 
 class TripletMarginLoss(LossModule):
     r"""Triplet margin loss:
-:math:`\ell_i = \max(0,\ m + d(a_i, p_i) - d(a_i, n_i))` with PyTorch's pairwise distance
-:math:`d(x, y) = \lVert x - y + \epsilon \rVert_p` (``eps`` is added to the difference
-before the norm, exactly as ``torch.nn.functional.pairwise_distance`` does).
+    :math:`\ell_i = \max(0,\ m + d(a_i, p_i) - d(a_i, n_i))` with PyTorch's pairwise distance
+    :math:`d(x, y) = \lVert x - y + \epsilon \rVert_p` (``eps`` is added to the difference
+    before the norm, exactly as ``torch.nn.functional.pairwise_distance`` does).
 
     A drop-in for ``torch.nn.TripletMarginLoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -3988,7 +4055,7 @@ before the norm, exactly as ``torch.nn.functional.pairwise_distance`` does).
 
 class TripletMarginWithDistanceLoss(LossModule):
     r"""Triplet margin loss with any distance:
-:math:`\ell_i = \max(0,\ m + d(a_i, p_i) - d(a_i, n_i))`.
+    :math:`\ell_i = \max(0,\ m + d(a_i, p_i) - d(a_i, n_i))`.
 
     A drop-in for ``torch.nn.TripletMarginWithDistanceLoss``: its constructor arguments in the
     same positions with the same defaults, then losskit's options (keyword-only).
@@ -4101,7 +4168,7 @@ class TverskyLoss(LossModule):
 
 class TweedieLoss(LossModule):
     r"""Tweedie deviance of a predicted mean :math:`\mu` (``input``) for targets :math:`y`,
-with power :math:`p`:
+    with power :math:`p`:
 
     :func:`losskit.tweedie` as an ``nn.Module``; options as keyword arguments.
 
@@ -4182,6 +4249,7 @@ LOSS_MODULES: dict[str, type[LossModule]] = {
     "l1_penalty": L1PenaltyLoss,
     "l2_penalty": L2PenaltyLoss,
     "lifted_structure": LiftedStructureLoss,
+    "linear_distillation": LinearDistillationLoss,
     "log_cosh": LogCoshLoss,
     "lovasz_hinge": LovaszHingeLoss,
     "lovasz_softmax": LovaszSoftmaxLoss,
