@@ -307,9 +307,13 @@ def test_bad_input_is_refused_naming_the_argument(call, match):
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
 def test_orpo_at_probability_one_is_finite():
     # log p = 0: infinite odds for the chosen completion, the odds-ratio term is 0
-    value = lk.orpo(np.array([0.0, -1e-12]), np.array([-1.0, -1.0]), reduction="none")
-    assert np.all(np.isfinite(value))
+    chosen, rejected = np.array([0.0, -1e-12, -1e-6]), np.array([-1.0, -1.0, -1.0])
+    value, grad = lk.value_and_grad(lk.orpo)(chosen, rejected, beta=0.5, reduction="none")
+    assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad))
     np.testing.assert_allclose(value[0], 0.0, atol=1e-12)
+    # the slope's limit at log p = 0: -1 - lambda odds_r (p_r = e^-1)
+    odds_r = np.exp(-1.0) / (1 - np.exp(-1.0))
+    np.testing.assert_allclose(grad, -1 - 0.5 * odds_r, rtol=2e-6)
 
 
 def test_jax_jit_and_grad(rng):

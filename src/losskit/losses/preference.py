@@ -337,17 +337,20 @@ def orpo(
         _check_nonpositive(xp, a, name)
     beta = check_hyperparameter(beta, "beta", like=policy_chosen_logps, low=0.0, low_inclusive=False)
     a, b = (cast(xp, v, dtype) for v in arrays.values())
-    log_odds = (a - b) - (_log1mexp(xp, a) - _log1mexp(xp, b))
+    log_odds_rejected = b - _log1mexp(xp, b)
+    log_odds = (a - _log1mexp(xp, a)) - log_odds_rejected
     value = -a + beta * numerics.softplus(xp, -log_odds)
     reducer = make_reducer(xp, reduction, tuple(a.shape), dtype, where=where)
     grads = {}
-    if wrt:
-        s = beta * numerics.sigmoid(xp, -log_odds)
-        # d log(1 - e^a) / da = -e^a / (1 - e^a), so d logOR / da = 1 / (1 - e^a) = -1 / expm1(a)
-        if 0 in wrt:
-            grads[0] = reducer.grad(-1.0 + s / xp.expm1(a))
-        if 1 in wrt:
-            grads[1] = reducer.grad(-s / xp.expm1(b))
+    if 0 in wrt:
+        # d logOR / da = 1 / (1 - e^a), so d loss / da = -1 - lambda sigmoid(-logOR) / (1 - e^a).
+        # With sigmoid(-logOR) = 1 / (1 + odds_c / odds_r) and odds_c (1 - e^a) = e^a, the second
+        # factor is 1 / ((1 - e^a) + e^a / odds_r): finite as a -> 0 (probability 1), where
+        # sigmoid(-logOR) / (1 - e^a) would be 0 / 0
+        grads[0] = reducer.grad(-1.0 - beta / (-xp.expm1(a) + xp.exp(a - log_odds_rejected)))
+    if 1 in wrt:
+        # d logOR / db = -1 / (1 - e^b): infinite as b -> 0, as the loss's slope truly is
+        grads[1] = reducer.grad(beta * numerics.sigmoid(xp, -log_odds) / -xp.expm1(b))
     return finish(xp, out_dtype, reducer.value(value), grads)
 
 
