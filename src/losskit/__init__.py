@@ -264,3 +264,6 @@ __all__ = [
     "to_bits",
     "to_nats",
 ]
+
+# with torch already imported, its fast paths are loaded now, so torch.compile finds them traced
+fast_paths.load_for_tracing()

@@ -12,9 +12,11 @@ Adding a backend's fast path is a row here and a function in its package; no los
 
 from __future__ import annotations
 
-from .core.dispatch import register_fast_path
+import sys
 
-__all__ = ["FAST_PATHS"]
+from .core.dispatch import load_fast_paths, register_fast_path
+
+__all__ = ["FAST_PATHS", "load_for_tracing"]
 
 FAST_PATHS: dict[tuple[str, str], str] = {
     # the losses
@@ -32,9 +34,19 @@ FAST_PATHS: dict[tuple[str, str], str] = {
     ("linear_log_probs_chunks", "numpy"): "losskit.kernels.linear_log_probs:log_prob_sweep_fast_path",
     # primitives the core needs from each framework
     ("stop_gradient", "torch"): "losskit.torch.ops:stop_gradient",
+    ("is_concrete", "torch"): "losskit.torch.ops:is_concrete",
     ("stop_gradient", "jax"): "losskit.jax.ops:stop_gradient",
     ("scan", "jax"): "losskit.jax.ops:scan",
 }
 
 for (operation, library), target in FAST_PATHS.items():
     register_fast_path(operation, library, target)
+
+def load_for_tracing() -> None:
+    """Load now the fast paths of the imported libraries whose graph compiler traces losskit's
+    Python code but cannot follow an import (``torch.compile``), so that even a first call made
+    under the compiler finds them as plain lookups (a few milliseconds; called at the end of
+    ``import losskit``, and importing :mod:`losskit.torch` loads them too)."""
+    for library in ("torch",):
+        if library in sys.modules:
+            load_fast_paths(library)

@@ -9,10 +9,12 @@ not a lazy Dask graph) before they look at its contents.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
 import array_api_compat
+import numpy as np
 
 from .dispatch import fast_path
 
@@ -27,7 +29,9 @@ __all__ = [
     "is_array",
     "is_concrete",
     "is_floating",
+    "ignore_float_errors",
     "is_integer",
+    "index_dtype",
     "compute_dtype",
     "lift",
     "cast",
@@ -84,7 +88,10 @@ def is_concrete(x: object) -> bool:
     """True when ``x``'s values can be read now without tracing errors or lazy computation.
 
     JAX arrays are concrete unless they are tracers (inside ``jit``/``grad``); Dask arrays never
-    are (reading them would compute the graph).  Value checks run only on concrete arrays.
+    are (reading them would compute the graph); a torch tensor is not while ``torch.compile``
+    or ``torch.export`` traces, under ``torch.func`` transforms, or on the meta device or as a
+    fake tensor (the ``"is_concrete"`` fast path of each library that can tell).  Value checks
+    run only on concrete arrays.
     """
     if x is None:
         return False
@@ -92,7 +99,22 @@ def is_concrete(x: object) -> bool:
         return not _is_jax_tracer(x)
     if array_api_compat.is_dask_array(x):
         return False
-    return not array_api_compat.is_lazy_array(x)
+    if array_api_compat.is_lazy_array(x):
+        return False
+    # a framework that traces its own arrays (torch.compile, torch.func, meta and fake tensors)
+    # says so through its "is_concrete" fast path
+    concrete = fast_path("is_concrete", library_name(x))
+    return True if concrete is None else concrete(x)
+
+
+def ignore_float_errors(x: Array, **kinds: str) -> contextlib.AbstractContextManager[Any]:
+    """``np.errstate(**kinds)`` (e.g. ``invalid="ignore"`` around an ``inf - inf`` that is
+    replaced next) for arrays whose arithmetic NumPy does; a no-op for torch and JAX arrays,
+    which never warn, and whose graph compilers (``torch.compile``) cannot enter NumPy's
+    error state."""
+    if array_api_compat.is_torch_array(x) or array_api_compat.is_jax_array(x):
+        return contextlib.nullcontext()
+    return np.errstate(**kinds)
 
 
 def is_floating(xp: Namespace, x: Array) -> bool:
@@ -101,6 +123,18 @@ def is_floating(xp: Namespace, x: Array) -> bool:
 
 def is_integer(xp: Namespace, x: Array) -> bool:
     return xp.isdtype(x.dtype, "integral")
+
+
+def index_dtype(xp: Namespace) -> object:
+    """The library's default integer dtype for indices: int64, but int32 for JAX without
+    ``jax_enable_x64`` (asking JAX for int64 there truncates with a warning)."""
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is not None:
+        try:
+            return info().default_dtypes()["indexing"]
+        except (AttributeError, KeyError, TypeError):
+            pass
+    return xp.int64
 
 
 def _is_low_precision(xp: Namespace, dtype: object) -> bool:

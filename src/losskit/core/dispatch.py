@@ -16,10 +16,18 @@ gradient it does not handle); the portable array-API code then runs.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["register_fast_path", "fast_path", "run_fast_path", "dispatch", "registered_fast_paths"]
+__all__ = [
+    "register_fast_path",
+    "fast_path",
+    "load_fast_paths",
+    "run_fast_path",
+    "dispatch",
+    "registered_fast_paths",
+]
 
 # (operation, library) -> "package.module:function"
 _TARGETS: dict[tuple[str, str], str] = {}
@@ -50,8 +58,27 @@ def fast_path(operation: str, library: str) -> Callable[..., Any] | None:
         if target is None:
             return None
         module, _, attr = target.partition(":")
-        function = _LOADED[key] = getattr(importlib.import_module(module), attr)
+        # an imported module is read from sys.modules: a graph compiler tracing this call
+        # (torch.compile) can follow a dictionary lookup, not importlib
+        loaded = sys.modules.get(module)
+        function = _LOADED[key] = getattr(loaded or importlib.import_module(module), attr)
     return function
+
+
+def load_fast_paths(library: str) -> None:
+    """Import now every fast path registered for ``library`` (a module that cannot be imported,
+    e.g. for want of an optional compiler, is left to its first use).
+
+    For a library whose graph compiler traces through losskit's Python code and cannot follow
+    an import (``torch.compile``): loaded before the first trace, the fast paths are plain
+    function lookups inside it.
+    """
+    for (operation, lib) in list(_TARGETS):
+        if lib == library:
+            try:
+                fast_path(operation, lib)
+            except ImportError:
+                pass
 
 
 def registered_fast_paths() -> dict[tuple[str, str], str]:

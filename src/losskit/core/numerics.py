@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from .backend import Array, Namespace, stop_gradient
+from .backend import Array, Namespace, ignore_float_errors, index_dtype, stop_gradient
 
 __all__ = [
     "sigmoid",
@@ -73,7 +71,7 @@ def shift(xp: Namespace, z: Array, axis: int, detach: bool = True) -> tuple[Arra
         # mask that max's backward builds
         m = stop_gradient(m)
     m = xp.where(m == -math.inf, xp.zeros_like(m), m)
-    with np.errstate(invalid="ignore"):  # inf - inf at a +inf logit, replaced just below
+    with ignore_float_errors(z, invalid="ignore"):  # inf - inf at a +inf logit, replaced just below
         shifted = z - m
     return xp.where(z == math.inf, xp.zeros_like(shifted), shifted), m
 
@@ -107,7 +105,7 @@ def _masked_shift(xp: Namespace, z: Array, mask: Array, axis: int) -> tuple[Arra
     m = xp.max(xp.where(mask, z, xp.full_like(z, -math.inf)), axis=axis, keepdims=True)
     m = xp.where(m == -math.inf, xp.zeros_like(m), m)
     zero = xp.zeros_like(z)
-    with np.errstate(invalid="ignore"):  # inf - inf at a +inf logit, replaced just below
+    with ignore_float_errors(z, invalid="ignore"):  # inf - inf at a +inf logit, replaced just below
         zs = z - m
     zs = xp.where(mask, xp.where(z == math.inf, zero, zs), zero)
     e = xp.where(mask, xp.exp(zs), zero)
@@ -146,7 +144,7 @@ def gather_classes(xp: Namespace, values: Array, index: Array, num_classes: int)
     take_along_axis = getattr(xp, "take_along_axis", None)
     if take_along_axis is not None:
         try:
-            idx = xp.expand_dims(xp.astype(index, xp.int64), axis=-1)
+            idx = xp.expand_dims(xp.astype(index, index_dtype(xp)), axis=-1)
             return xp.squeeze(take_along_axis(values, idx, axis=-1), axis=-1)
         except (TypeError, NotImplementedError, AttributeError):
             pass

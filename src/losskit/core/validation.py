@@ -48,8 +48,8 @@ def check_integer_array(xp: Namespace, x: Array, name: str) -> None:
 
 
 def check_nonempty(x: Array, name: str) -> None:
-    size = math.prod(d for d in x.shape if d is not None)
-    if size == 0 and all(d is not None for d in x.shape):
+    dims = [d for d in x.shape if d is not None]  # a list: torch.compile traces no generator here
+    if math.prod(dims) == 0 and len(dims) == x.ndim:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); a loss needs at least one element")
 
 
@@ -289,6 +289,23 @@ def check_values_in(xp: Namespace, x: Array, allowed: Sequence[float], name: str
 # -- class-axis inputs ---------------------------------------------------------------------------
 
 
+def axis_hint(input_shape: tuple[int, ...], target_shape: tuple[int, ...], axis: int) -> str:
+    """For a target of class indices whose shape does not match: the class axis under which it
+    would, as a suggestion (``": did you mean axis=1? ..."``), or ``""`` when there is none.
+    PyTorch's ``(N, C, d1, ...)`` layout, classes on axis 1, is the usual cause."""
+    axes = [
+        i
+        for i in range(len(input_shape))
+        if i != axis and input_shape[:i] + input_shape[i + 1 :] == target_shape
+    ]
+    if not axes:
+        return ""
+    hint = f"; that is the input {input_shape} without axis {axes[0]}: did you mean axis={axes[0]}?"
+    if axes[0] == 1:
+        hint += " (PyTorch's (N, C, d1, ...) layout has its classes on axis 1)"
+    return hint
+
+
 class ClassTargets(NamedTuple):
     """What :func:`check_class_targets` learns from the arrays of a class-axis loss."""
 
@@ -326,6 +343,7 @@ def check_class_targets(
             raise ValueError(
                 f"{name} of class indices must have the input's shape without the class axis "
                 f"(axis={axis}): expected {sample_shape}, got {tuple(target.shape)}"
+                + axis_hint(tuple(input.shape), tuple(target.shape), axis)
             )
         check_class_indices(xp, target, num_classes, ignore_index, name)
         indices = True
@@ -350,8 +368,11 @@ def check_class_targets(
     if weight is not None:
         check_float_array(xp, weight, "weight")
         if tuple(weight.shape) != (num_classes,):
+            others = [i for i, d in enumerate(input.shape) if i != axis and (d,) == tuple(weight.shape)]
+            hint = f": did you mean axis={others[0]}?" if len(others) == 1 else ""
             raise ValueError(
                 f"weight must have shape ({num_classes},), one weight per class; got {tuple(weight.shape)}"
+                + hint
             )
     check_mask(xp, where, sample_shape, "the per-sample loss")
     return ClassTargets(axis, num_classes, sample_shape, indices)

@@ -58,9 +58,17 @@ axes every reduction returns the one loss) and ``where`` (a boolean mask over th
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..core.backend import Array, cast, compute_dtype, finish, library_name, namespace, scan, stop_gradient
+from ..core.backend import (
+    Array,
+    cast,
+    compute_dtype,
+    finish,
+    ignore_float_errors,
+    library_name,
+    namespace,
+    scan,
+    stop_gradient,
+)
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
 from ..core.reduction import make_reducer
@@ -104,7 +112,7 @@ def _log_weights(xp, w, n, batch, dtype):
     w = cast(xp, w, dtype)
     total = xp.sum(w, axis=-1, keepdims=True)
     bar = xp.broadcast_to(w / total, batch + (n,))
-    with np.errstate(divide="ignore"):  # log 0 = -inf: a point of zero weight
+    with ignore_float_errors(bar, divide="ignore"):  # log 0 = -inf: a point of zero weight
         return bar, xp.log(bar), total
 
 

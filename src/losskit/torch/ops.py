@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 
-__all__ = ["stop_gradient"]
+__all__ = ["stop_gradient", "is_concrete", "is_tracing"]
 
 
 def stop_gradient(x: torch.Tensor) -> torch.Tensor:
     """``Tensor.detach``: the ``("stop_gradient", "torch")`` fast path."""
     return x.detach()
+
+
+def is_tracing() -> bool:
+    """True while ``torch.compile`` (Dynamo), ``torch.export`` or ``torch.jit.trace`` records a
+    graph: the values of the tensors then stand for any input, so nothing may be read from
+    them or decided on them in Python."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
+def is_concrete(x: torch.Tensor) -> bool:
+    """The ``("is_concrete", "torch")`` fast path: may a value check read ``x`` now?
+
+    No while a graph is being traced (:func:`is_tracing`), for a fake tensor (the shape-only
+    stand-ins of ``torch.compile``, ``torch.export`` and ``FakeTensorMode``), on the meta
+    device (deferred initialisation), and for a tensor wrapped by a ``torch.func`` transform
+    (``grad``, ``vmap``, ``jacrev``, ``functionalize``), whose values are per-sample or traced:
+    reading them would fail (``.item()`` on a batched tensor) or bake one input into the graph.
+    Shape, dtype and option checks do not ask and always run.
+    """
+    if is_tracing() or isinstance(x, FakeTensor) or x.device.type == "meta":
+        return False
+    return not torch._C._functorch.is_functorch_wrapped_tensor(x)
