@@ -475,3 +475,25 @@ def test_signatures_match_torch_nn():
             (p.name, p.kind, p.default) for p in theirs
         ], m.name
         assert all(p.kind is p.KEYWORD_ONLY for p in ours[len(theirs) :]), m.name
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll", "multi_margin", "softmax_focal", "dice"])
+def test_class_axis_mismatch_suggests_the_axis(loss):
+    """PyTorch's (N, C, L) logits given to a function with classes last: the error names the
+    axis that fits (here 1), for NumPy arrays as for tensors."""
+    import numpy as np
+
+    import losskit as lk
+
+    fn = getattr(lk, loss)
+    x = np.random.default_rng(0).random((4, 5, 6))
+    t = np.zeros((4, 6), dtype=np.int64)
+    with pytest.raises(ValueError, match=r"got \(4, 6\).*did you mean axis=1\?"):
+        fn(x, t)
+    with pytest.raises(ValueError, match=r"did you mean axis=1\?"):
+        fn(torch.from_numpy(x), torch.from_numpy(t))
+    fn(x, t, axis=1)  # the suggestion works
+    # no axis fits: no suggestion
+    with pytest.raises(ValueError) as info:
+        fn(x, np.zeros((4, 7), dtype=np.int64))
+    assert "did you mean" not in str(info.value)

@@ -368,11 +368,8 @@ def check_class_targets(
     if weight is not None:
         check_float_array(xp, weight, "weight")
         if tuple(weight.shape) != (num_classes,):
-            others = [i for i, d in enumerate(input.shape) if i != axis and (d,) == tuple(weight.shape)]
-            hint = f": did you mean axis={others[0]}?" if len(others) == 1 else ""
             raise ValueError(
                 f"weight must have shape ({num_classes},), one weight per class; got {tuple(weight.shape)}"
-                + hint
             )
     check_mask(xp, where, sample_shape, "the per-sample loss")
     return ClassTargets(axis, num_classes, sample_shape, indices)

@@ -28,6 +28,7 @@ from ..core.gradients import LossResult, loss_function
 from ..core.pointwise import pointwise_loss
 from ..core.reduction import make_reducer
 from ..core.validation import (
+    axis_hint,
     check_axis,
     check_broadcastable_to,
     check_class_indices,
@@ -339,6 +340,7 @@ def _index_targets(xp, input, target, axis):
         raise ValueError(
             f"target of class indices must have the input's shape without the class axis "
             f"(axis={axis}): expected {sample_shape}, got {tuple(target.shape)}"
+            + axis_hint(tuple(input.shape), tuple(target.shape), axis)
         )
     check_class_indices(xp, target, num_classes, None)
     return axis, num_classes, sample_shape

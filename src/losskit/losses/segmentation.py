@@ -42,6 +42,7 @@ from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
 from ..core.reduction import make_reducer
 from ..core.validation import (
+    axis_hint,
     check_axis,
     check_class_indices,
     check_float_array,
@@ -100,6 +101,7 @@ def _prepare(input, target, *, activation, smooth, ignore_background, axis, batc
             raise ValueError(
                 f"target of class indices must have the input's shape without the class axis "
                 f"(axis={axis}): expected {sample_shape}, got {tuple(target.shape)}"
+                + axis_hint(tuple(input.shape), tuple(target.shape), axis)
             )
         check_class_indices(xp, target, num_classes, None)
         indices = True
