@@ -26,6 +26,7 @@ without a GPU.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -44,6 +45,11 @@ def available() -> bool:
     """True when Triton is installed and not turned off with ``LOSSKIT_DISABLE_TRITON=1``."""
     if os.environ.get("LOSSKIT_DISABLE_TRITON", "").strip() not in ("", "0"):
         return False
+    return _installed()
+
+
+@functools.lru_cache(maxsize=1)
+def _installed() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
