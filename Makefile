@@ -10,10 +10,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 
-# torch is pinned to 2.13.0 (CPU build) in pyproject's extras
-# MathJax for the documentation site comes from npm (docs/package-lock.json)
-$(STAMP): $(PY) pyproject.toml docs/package-lock.json
-	$(PY) -m pip install -e '.[dev]'
+# the extras give ranges; constraints-dev.txt pins what development and CI run (torch 2.13.0, the
+# CPU build); MathJax for the documentation site comes from npm (docs/package-lock.json)
+$(STAMP): $(PY) pyproject.toml constraints-dev.txt docs/package-lock.json
+	$(PY) -m pip install -c constraints-dev.txt -e '.[dev]'
 	npm ci --prefix docs
 	touch $(STAMP)
 

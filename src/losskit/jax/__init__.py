@@ -17,10 +17,23 @@ cross-entropy never holds the N x V logits, and both work under ``jax.jit``, ``j
 
 from __future__ import annotations
 
+try:
+    import jax  # noqa: F401
+except ModuleNotFoundError as error:  # pragma: no cover - exercised in a subprocess by the tests
+    if error.name != "jax":
+        raise
+    raise ModuleNotFoundError(
+        "losskit.jax needs JAX, which is not installed: pip install 'losskit[jax]' "
+        "(or install jax itself, any version the extra allows)",
+        name="jax",
+    ) from error
+
 from ..losses.classification import cross_entropy
 from ..losses.linear_cross_entropy import linear_cross_entropy
 from ..losses.log_probs import linear_log_probs
-from . import functional  # noqa: F401  (imports JAX, as this package promises)
-from . import log_probs  # noqa: F401
+from . import (
+    functional,  # noqa: F401  (imports JAX, as this package promises)
+    log_probs,  # noqa: F401
+)
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "linear_log_probs"]
