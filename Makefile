@@ -48,9 +48,11 @@ build-check: $(STAMP)
 clean:
 	rm -rf $(VENV) dist build .pytest_cache
 
-# the README's loss table is generated from losskit.catalog()
+# the README's loss table and losskit.torch's module classes (src/losskit/torch/loss_modules.py)
+# are generated from losskit.catalog(); tests check that both are in step with it
 readme: $(STAMP)
 	$(PY) tools/update_readme.py
+	$(PY) tools/generate_torch_modules.py
 
 # fuzzing the log readers and `losskit diagnose`: a long hypothesis run of the suite's fuzz
 # tests (FUZZ_EXAMPLES per strategy, about 4 minutes), then coverage-guided atheris for

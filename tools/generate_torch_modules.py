@@ -1,5 +1,5 @@
 """Write ``src/losskit/torch/loss_modules.py``: one ``nn.Module`` class per loss in
-``losskit.catalog()``, with its real constructor signature and a docstring (``make generated``).
+``losskit.catalog()``, with its real constructor signature and a docstring (``make readme``).
 
 ``python tools/generate_torch_modules.py --check`` exits 1 when the file differs from what the
 catalog gives now; ``tests/torch/test_modules_generated.py`` runs the same comparison.
