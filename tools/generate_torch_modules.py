@@ -160,8 +160,12 @@ def _docstring(info: Any, torch_cls: type | None, init_lines: list[str], fn_ref:
 
 def _class(info: Any, name: str, torch_cls: Any, imports: dict[str, set[str]]) -> list[str]:
     fn = FUNCTIONS.get(info.name, info.function)
+    portable = None
     if fn is functional.cross_entropy:
         fn_expr, fn_ref = "functional.cross_entropy", "losskit.torch.cross_entropy"
+        # soft targets that need a gradient: the catalogued function differentiates them
+        portable = info.function
+        imports.setdefault(portable.__module__.replace("losskit.", ".."), set()).add(portable.__name__)
     else:
         imports.setdefault(fn.__module__.replace("losskit.", ".."), set()).add(fn.__name__)
         fn_expr, fn_ref = fn.__name__, f"losskit.{info.name}"
@@ -219,6 +223,8 @@ def _class(info: Any, name: str, torch_cls: Any, imports: dict[str, set[str]]) -
         out.append(f"    tensor_options = {_lit(buffers)}")
     if info.name in WARN_MEAN:
         out.append("    warn_mean = True")
+    if portable is not None:
+        out.append(f"    portable_loss = staticmethod({portable.__name__})")
     out.append("")
     if init_lines:
         out += ["    def __init__(", "        self,", *init_lines, "    ) -> None:"]

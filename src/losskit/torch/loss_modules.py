@@ -25,6 +25,7 @@ from ..losses.classification import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     brier,
+    cross_entropy,
     generalized_cross_entropy,
     nll,
 )
@@ -852,6 +853,7 @@ class CrossEntropyLoss(LossModule):
     loss_name = "cross_entropy"
     class_dim = True
     tensor_options = ("weight",)
+    portable_loss = staticmethod(cross_entropy)
 
     def __init__(
         self,

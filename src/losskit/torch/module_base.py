@@ -106,6 +106,9 @@ class LossModule(nn.Module):
     tensor_options: ClassVar[tuple[str, ...]] = ()
     # warn, as PyTorch's ``kl_div`` does, that ``reduction="mean"`` divides by every element
     warn_mean: ClassVar[bool] = False
+    # the catalogued function, for a call that ``loss`` (a fused autograd Function) would not
+    # differentiate fully: an array after the first that needs a gradient (soft targets)
+    portable_loss: ClassVar[Callable[..., Any] | None] = None
 
     def __init__(self, **options: Any) -> None:
         super().__init__()
@@ -142,7 +145,13 @@ class LossModule(nn.Module):
             opts["axis"] = 1 if arrays[0].ndim >= 2 else 0
         if self.warn_mean and opts.get("reduction") == "mean":
             warnings.warn(_MEAN_WARNING, UserWarning, stacklevel=3)
-        return type(self).loss(*arrays, **opts)
+        fn = type(self).loss
+        portable = type(self).portable_loss
+        if portable is not None and not opts.get("inplace") and torch.is_grad_enabled():
+            if any(isinstance(a, torch.Tensor) and a.requires_grad for a in arrays[1:]):
+                opts.pop("inplace", None)
+                fn = portable
+        return fn(*arrays, **opts)
 
     def forward(self, *arrays: Any, **overrides: Any) -> torch.Tensor:
         return self._call(arrays, overrides)
