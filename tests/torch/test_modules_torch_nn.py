@@ -105,6 +105,7 @@ MIRRORS = [
             Layout("probs N,C", lambda: (randn(6, 5, seed=1), _probs(6, 5, dim=1, seed=3))),
             Layout("probs N,C,L=C", lambda: (randn(4, 5, 5, seed=1), _probs(4, 5, 5, dim=1, seed=3))),
             Layout("probs N,C,H,W", lambda: (randn(2, 5, 3, 4, seed=1), _probs(2, 5, 3, 4, dim=1, seed=3))),
+            Layout("probs C", lambda: (randn(5, seed=1), _probs(5, dim=0, seed=3))),
             Layout(
                 "ignored N,C,L=C",
                 lambda: (
