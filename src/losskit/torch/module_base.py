@@ -143,7 +143,8 @@ class LossModule(nn.Module):
         if self.class_dim and opts.get("axis") is None:
             # PyTorch's class dimension: 1 of (N, C, d1, ...), 0 of an unbatched (C,)
             opts["axis"] = 1 if arrays[0].ndim >= 2 else 0
-        if self.warn_mean and opts.get("reduction") == "mean":
+        if self.warn_mean and opts.get("reduction") == "mean" and not torch.compiler.is_compiling():
+            # in eager mode only: Dynamo cannot trace the call, and the graph stays whole
             warnings.warn(_MEAN_WARNING, UserWarning, stacklevel=3)
         fn = type(self).loss
         portable = type(self).portable_loss
