@@ -48,11 +48,10 @@ build-check: $(STAMP)
 clean:
 	rm -rf $(VENV) dist build .pytest_cache
 
-# the README's loss table and losskit.torch's module classes (src/losskit/torch/loss_modules.py)
-# are generated from losskit.catalog(); tests check that both are in step with it
+# the README's loss table and losskit.torch's module classes (src/losskit/torch/loss_modules.py,
+# by tools/generate_torch_modules.py) are generated from losskit.catalog(); tests check both
 readme: $(STAMP)
 	$(PY) tools/update_readme.py
-	$(PY) tools/generate_torch_modules.py
 
 # fuzzing the log readers and `losskit diagnose`: a long hypothesis run of the suite's fuzz
 # tests (FUZZ_EXAMPLES per strategy, about 4 minutes), then coverage-guided atheris for
