@@ -16,8 +16,11 @@ Cases (``N`` tokens, hidden size ``D``, vocabulary ``V``):
   naive PyTorch (both heads' logits), losskit NumPy, ``losskit.torch``/``losskit`` autograd and
   Liger-Kernel's ``LigerFusedLinearJSDLoss`` (torch.compile'd torch code; runs on CPU when
   ``liger-kernel`` is installed, e.g. ``pip install --no-deps liger-kernel``);
-- ``dpo``: fused linear DPO (policy and reference, chosen and rejected) -- rows are added to
-  :data:`CASES` by the module that builds the preference losses (see :func:`register`).
+- ``dpo``: DPO over ``2B`` rows of ``L`` tokens (chosen then rejected, the first eighth of
+  each row a prompt), the policy's and a frozen reference's heads, gradient for the policy's
+  hidden states and head: naive PyTorch (both heads' logits), ``losskit.linear_dpo`` on torch
+  and on NumPy (the reference's sequence log-probs by ``linear_log_probs``), and Liger-Kernel's
+  ``LigerFusedLinearDPOLoss`` with its reference model.
 
 Method (the same as ``benchmarks/run.py``): every (case, implementation) runs in a fresh
 subprocess that builds the inputs, makes one warm-up call, reads VmRSS, resets the peak
@@ -277,6 +280,108 @@ def _ds_liger(inputs):
     jsd = LigerFusedLinearJSDLoss(weight_hard_loss=0.0, weight_soft_loss=1.0, beta=BETA, temperature=1.0)
     state: dict = {}
     return _torch_rows(state, lambda: jsd(xs, ws, xt, wt, t), (xs, ws)), state
+
+
+# -- fused linear DPO: policy and reference heads, chosen and rejected completions ---------------
+
+DPO_BETA = 0.1
+
+
+def _dpo_inputs(n: int, d: int, v: int) -> dict:
+    """``n`` tokens as ``2B`` rows of ``L`` (B chosen then B rejected completions), the first
+    eighth of each row a prompt (ignored); policy and reference hidden states and heads."""
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    f32 = np.float32
+    length = min(1024, max(1, n // 2))
+    rows = max(2, 2 * (n // (2 * length)))
+    t = rng.integers(0, v, (rows, length))
+    t[:, : length // 8] = -100
+    return {
+        "x": (rng.standard_normal((rows, length, d), dtype=f32) * 0.5).astype(f32),
+        "w": (rng.standard_normal((v, d), dtype=f32) / np.sqrt(d)).astype(f32),
+        "xr": (rng.standard_normal((rows, length, d), dtype=f32) * 0.5).astype(f32),
+        "wr": (rng.standard_normal((v, d), dtype=f32) / np.sqrt(d)).astype(f32),
+        "t": t,
+    }
+
+
+@register("dpo", "naive torch DPO: logits -> log_softmax -> gather, policy and reference", _dpo_inputs)
+def _dpo_naive(inputs):
+    torch = _torch()
+    import torch.nn.functional as F
+
+    x, w = (torch.from_numpy(inputs[k]).requires_grad_() for k in ("x", "w"))
+    xr, wr = (torch.from_numpy(inputs[k]) for k in ("xr", "wr"))
+    t = torch.from_numpy(inputs["t"])
+    valid = t != -100
+    safe = torch.where(valid, t, 0)[..., None]
+    half = t.shape[0] // 2
+    state: dict = {}
+
+    def sequence_log_probs(h, weight):
+        lp = torch.log_softmax(F.linear(h, weight), -1).gather(-1, safe)[..., 0]
+        return torch.where(valid, lp, torch.zeros_like(lp)).sum(-1)
+
+    def loss():
+        with torch.no_grad():
+            ref = sequence_log_probs(xr, wr)
+        policy = sequence_log_probs(x, w)
+        h = (policy[:half] - policy[half:]) - (ref[:half] - ref[half:])
+        return -F.logsigmoid(DPO_BETA * h).mean()
+
+    return _torch_rows(state, loss, (x, w)), state
+
+
+@register("dpo", "losskit linear_dpo on torch (reference: linear_log_probs, no grad)")
+def _dpo_losskit_torch(inputs):
+    torch = _torch()
+    import losskit as lk
+
+    x, w = (torch.from_numpy(inputs[k]).requires_grad_() for k in ("x", "w"))
+    xr, wr = (torch.from_numpy(inputs[k]) for k in ("xr", "wr"))
+    t = torch.from_numpy(inputs["t"])
+    half = t.shape[0] // 2
+    state: dict = {}
+
+    def loss():
+        with torch.no_grad():
+            ref = lk.linear_log_probs(xr, wr, t).sum(-1)
+        return lk.linear_dpo(x, w, t, ref[:half], ref[half:], beta=DPO_BETA)
+
+    return _torch_rows(state, loss, (x, w)), state
+
+
+@register("dpo", "losskit numpy: value_and_grad(linear_dpo), reference by linear_log_probs")
+def _dpo_numpy(inputs):
+    import losskit as lk
+
+    x, w, xr, wr, t = (inputs[k] for k in ("x", "w", "xr", "wr", "t"))
+    half = t.shape[0] // 2
+    vg = lk.value_and_grad(lk.linear_dpo, argnums=(0, 1))
+    state: dict = {}
+
+    def call():
+        ref = lk.linear_log_probs(xr, wr, t).sum(-1)
+        value, grads = vg(x, w, t, ref[:half], ref[half:], beta=DPO_BETA)
+        state["value"] = float(value)
+        state["out"] = grads
+
+    return call, state
+
+
+@register("dpo", "Liger LigerFusedLinearDPOLoss (torch.compile, CPU)")
+def _dpo_liger(inputs):
+    torch = _torch()
+    from liger_kernel.chunked_loss import LigerFusedLinearDPOLoss  # ImportError: not installed
+
+    x, w = (torch.from_numpy(inputs[k]).requires_grad_() for k in ("x", "w"))
+    xr, wr = (torch.from_numpy(inputs[k]) for k in ("xr", "wr"))
+    t = torch.from_numpy(inputs["t"])
+    dpo = LigerFusedLinearDPOLoss(beta=DPO_BETA, use_ref_model=True)
+    state: dict = {}
+    return _torch_rows(state, lambda: dpo(w, x, t, None, xr, wr)[0], (x, w)), state
 
 
 # -- inside a worker subprocess ----------------------------------------------------------------
