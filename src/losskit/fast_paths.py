@@ -32,6 +32,7 @@ FAST_PATHS: dict[tuple[str, str], str] = {
     ("linear_distillation", "torch"): "losskit.torch.log_probs:linear_distillation_fast_path",
     ("linear_distillation", "jax"): "losskit.jax.log_probs:linear_distillation_fast_path",
     ("linear_log_probs_chunks", "numpy"): "losskit.kernels.linear_log_probs:log_prob_sweep_fast_path",
+    ("linear_log_probs_chunks", "torch"): "losskit.torch.log_probs:log_prob_chunks_fast_path",
     # primitives the core needs from each framework
     ("stop_gradient", "torch"): "losskit.torch.ops:stop_gradient",
     ("is_concrete", "torch"): "losskit.torch.ops:is_concrete",

@@ -15,9 +15,10 @@ more chunked sweep that recomputes each block of logits and folds
 into the gradients of the hidden states (:math:`G W`), the weight (:math:`G^\\top x`) and the
 bias (:math:`\\sum_i G_i`); see :mod:`losskit.losses.log_probs` for the derivation.
 
-On CPU float32/float64 tensors the sweeps run in the NumPy kernel of
-:mod:`losskit.kernels.linear_log_probs` on the tensors' own memory; other devices and dtypes use
-the portable loop (low precision computed in float32).
+float32/float64 tensors (any device) run :func:`torch_log_prob_sweep`, the algorithm of the
+NumPy kernel (:mod:`losskit.kernels.linear_log_probs`) in torch operations on one reused buffer
+with torch's own matrix products (faster than NumPy's BLAS on the same memory); CUDA tensors
+with Triton installed run the Triton kernels; low precision is computed in float32.
 
 :func:`linear_log_probs_fast_path` is the ``("linear_log_probs", "torch")`` fast path of
 :func:`losskit.linear_log_probs`: tensors that autograd will differentiate take the Function.
@@ -33,51 +34,210 @@ from __future__ import annotations
 from typing import Any
 
 import array_api_compat
-import numpy as np
 import torch
 
 from ..core.backend import compute_dtype, namespace
 from ..core.log_prob_specs import LinearLogProbsArrays, LinearLogProbsOptions, LinearLogProbsSpec
 from ..core.specs import options_from, with_options
 from ..losses.distillation import distillation_sweep, prepare_distillation
-from ..losses.log_probs import LogProbSweep, log_prob_sweep, run_sweep
+from ..losses.log_probs import LogProbSweep, log_prob_sweep
 from . import triton as _triton
 
 __all__ = [
     "linear_log_probs",
     "LinearLogProbsFunction",
     "linear_log_probs_fast_path",
+    "log_prob_chunks_fast_path",
+    "torch_log_prob_sweep",
     "LinearDistillationFunction",
     "linear_distillation_fast_path",
 ]
 
 _XP = array_api_compat.array_namespace(torch.empty(0))
-_NP = array_api_compat.array_namespace(np.empty(0))
-
-
-def _numpy_ok(*tensors: torch.Tensor | None) -> bool:
-    """CPU float32/float64 tensors NumPy can view without copying."""
-    return all(
-        t is None
-        or (t.device.type == "cpu" and not t.is_sparse and t.dtype in (torch.float32, torch.float64))
-        for t in tensors
-    )
 
 
 def sweep(x2, w, b, safe_t, spec: LinearLogProbsSpec, **kwargs: Any) -> LogProbSweep:
     """One chunked sweep on torch tensors (see :func:`losskit.losses.log_probs.log_prob_sweep`):
-    the NumPy kernel on CPU float32/float64 memory, else the portable loop."""
+    the in-place torch loop for float32/float64, else the portable loop."""
     if _triton.wanted(x2, w, b, safe_t):  # CUDA tensors, losskit[triton]: the Triton kernels
         return _triton.log_probs_sweep(x2, w, b, safe_t, spec, **kwargs)
-    if _numpy_ok(x2, w, b):
-        as_np = lambda a: None if a is None else a.detach().contiguous().numpy()  # noqa: E731
-        kw = dict(kwargs)
-        for key in ("cotangents", "stats"):
-            if kw.get(key) is not None:
-                kw[key] = tuple(as_np(a) for a in kw[key])
-        res = run_sweep(_NP, as_np(x2), as_np(w), as_np(b), as_np(safe_t), spec, **kw)
-        return LogProbSweep(*(None if a is None else torch.from_numpy(np.asarray(a)) for a in res))
+    if (
+        x2.dtype in (torch.float32, torch.float64)
+        and x2.dtype == w.dtype
+        and (b is None or b.dtype == w.dtype)
+    ):
+        return torch_log_prob_sweep(x2, w, b, safe_t, spec, **kwargs)
     return log_prob_sweep(_XP, x2, w, b, safe_t, spec, **kwargs)
+
+
+def log_prob_chunks_fast_path(x2, w, b, safe_t, spec: LinearLogProbsSpec, **kwargs: Any):
+    """The ``("linear_log_probs_chunks", "torch")`` fast path (the chunk loop inside the portable
+    :func:`losskit.linear_log_probs`, e.g. under ``losskit.value_and_grad``): the in-place
+    torch loop for float32/float64 tensors that autograd does not track; declines others."""
+    if torch.is_grad_enabled() and any(a is not None and a.requires_grad for a in (x2, w, b)):
+        return None
+    if x2.dtype not in (torch.float32, torch.float64) or w.dtype != x2.dtype:
+        return None
+    if b is not None and b.dtype != x2.dtype:
+        return None
+    return tuple(torch_log_prob_sweep(x2, w, b, safe_t, spec, **kwargs))
+
+
+@torch.no_grad()
+def torch_log_prob_sweep(
+    x2: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    safe_t: torch.Tensor,
+    spec: LinearLogProbsSpec,
+    *,
+    entropy: bool = False,
+    cotangents: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+    stats: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+    need: tuple[bool, bool, bool] = (False, False, False),
+) -> LogProbSweep:
+    """The chunk loop of :func:`losskit.losses.log_probs.log_prob_sweep` in torch operations
+    on one reused ``(chunk, vocab_chunk)`` buffer, in place (any device): the same algorithm
+    and derivation as the NumPy kernel of :mod:`losskit.kernels.linear_log_probs`, with
+    torch's own matrix products (``addmm_`` accumulates the weight gradient without a
+    temporary)."""
+    n, d = x2.shape
+    v = w.shape[0]
+    dtype, device = x2.dtype, x2.device
+    chunk, vb = spec.chunk, spec.vocab_chunk
+    inv_t = 1.0 / spec.temperature
+    blocks = [(v0, min(v, v0 + vb)) for v0 in range(0, v, vb)]
+    single = len(blocks) == 1
+    g_all, h_all = cotangents if cotangents is not None else (None, None)
+    grads = cotangents is not None and any(need)
+    need_x, need_w = grads and need[0], grads and need[1]
+    need_b = grads and need[2] and b is not None
+    want_zbar = entropy or h_all is not None
+    compute_stats = stats is None
+    rows_max = min(chunk, n)
+    flat = torch.empty(rows_max * min(vb, v), dtype=dtype, device=device)
+    eflat = torch.empty_like(flat) if want_zbar else None
+    empty = lambda: torch.empty(n, dtype=dtype, device=device)  # noqa: E731
+    lp = empty() if compute_stats else None
+    ent = empty() if compute_stats and entropy else None
+    lse_all = empty() if compute_stats else stats[0].to(dtype)
+    zbar_all = None
+    if compute_stats and want_zbar:
+        zbar_all = empty()
+    elif not compute_stats and stats[1] is not None:
+        zbar_all = stats[1].to(dtype)
+    gx = torch.empty((n, d), dtype=dtype, device=device) if need_x else None
+    gw = torch.empty((v, d), dtype=dtype, device=device) if need_w else None
+    gb = torch.zeros(v, dtype=dtype, device=device) if need_b else None
+
+    def view(buf: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+        return buf[: rows * cols].view(rows, cols)  # contiguous, so out= writes in place
+
+    def logits(xc: torch.Tensor, v0: int, v1: int) -> torch.Tensor:
+        lb = view(flat, xc.shape[0], v1 - v0)
+        if b is not None:
+            torch.addmm(b[v0:v1], xc, w[v0:v1].T, out=lb)
+        else:
+            torch.matmul(xc, w[v0:v1].T, out=lb)
+        if inv_t != 1.0:
+            lb.mul_(inv_t)
+        return lb
+
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        rows = hi - lo
+        xc = x2[lo:hi]
+        tc = safe_t[lo:hi]
+        ar = torch.arange(rows, device=device)
+        reuse = False
+        if compute_stats:
+            m = s = a = None
+            zt = torch.zeros(rows, dtype=dtype, device=device)
+            for v0, v1 in blocks:
+                lb = logits(xc, v0, v1)
+                inside = (tc >= v0) & (tc < v1)
+                local = torch.where(inside, tc - v0, 0)
+                zt = torch.where(inside, lb[ar, local], zt)
+                bm = lb.amax(dim=1)
+                m_new = bm if m is None else torch.maximum(m, bm)
+                lb.sub_(m_new[:, None])  # z - m'
+                if want_zbar:
+                    eb = view(eflat, rows, v1 - v0)
+                    torch.exp(lb, out=eb)
+                    bs = eb.sum(dim=1)
+                    ba = torch.linalg.vecdot(eb, lb)
+                else:
+                    lb.exp_()
+                    bs = lb.sum(dim=1)
+                    ba = None
+                if m is None:
+                    s, a = bs, ba
+                else:  # online log-sum-exp: rescale by e^(m - m') (see the NumPy kernel)
+                    dm = m - m_new
+                    r = torch.exp(dm)
+                    if want_zbar:
+                        a = r * (a + dm * s) + ba
+                    s = r * s + bs
+                m = m_new
+            log_s = torch.log(s)
+            lse = m + log_s
+            lse_all[lo:hi] = lse
+            lp[lo:hi] = zt - lse
+            if want_zbar:
+                mean_shift = a / s
+                zbar_all[lo:hi] = m + mean_shift
+                if entropy:
+                    ent[lo:hi] = log_s - mean_shift
+            reuse = single
+        if not grads:
+            continue
+        g = g_all[lo:hi].to(dtype)
+        h = None if h_all is None else h_all[lo:hi].to(dtype)
+        lse = lse_all[lo:hi]
+        for j, (v0, v1) in enumerate(blocks):
+            if reuse:  # the buffer holds z - m (with the entropy) or e^(z - m); p = e^(z - m) / s
+                lb = view(flat, rows, v1 - v0)
+                if h is None:
+                    src = view(eflat, rows, v1 - v0) if want_zbar else lb
+                    torch.mul(src, (-inv_t * g / s)[:, None], out=lb)  # -g p / T
+                else:
+                    eb = view(eflat, rows, v1 - v0)
+                    lb.sub_((a / s)[:, None]).mul_(h[:, None]).add_(g[:, None])  # g + h (z - zbar)
+                    lb.mul_(eb).mul_((-inv_t / s)[:, None])  # -p (g + h (z - zbar)) / T
+            else:
+                lb = logits(xc, v0, v1)
+                lb.sub_(lse[:, None])  # log p
+                if h is None:
+                    lb.exp_().mul_((-inv_t * g)[:, None])
+                else:
+                    eb = view(eflat, rows, v1 - v0)
+                    torch.exp(lb, out=eb)  # p
+                    lb.add_((lse - zbar_all[lo:hi])[:, None]).mul_(h[:, None]).add_(g[:, None])
+                    lb.mul_(eb).mul_(-inv_t)
+            inside = (tc >= v0) & (tc < v1)
+            idx = ar[inside]
+            lb.index_put_((idx, tc[inside] - v0), inv_t * g[inside], accumulate=True)  # + g [v = t] / T
+            if need_x:
+                if j == 0:
+                    torch.matmul(lb, w[v0:v1], out=gx[lo:hi])
+                else:
+                    gx[lo:hi].addmm_(lb, w[v0:v1])
+            if need_w:
+                if lo == 0:
+                    torch.matmul(lb.T, xc, out=gw[v0:v1])
+                else:
+                    gw[v0:v1].addmm_(lb.T, xc)
+            if need_b:
+                gb[v0:v1] += lb.sum(dim=0)
+    return LogProbSweep(
+        lp,
+        ent,
+        lse_all if compute_stats else None,
+        zbar_all if compute_stats else None,
+        gx,
+        gw,
+        gb,
+    )
 
 
 def _prepare(hidden, weight, bias, tokens, spec: LinearLogProbsSpec):
