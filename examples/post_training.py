@@ -3,7 +3,7 @@
     python examples/post_training.py [--steps 30] [--seed 0] [--threads 1]
 
 Every loss here starts from the model's last hidden states and its output head, never from the
-``(tokens x vocab)`` logits: ``losskit.linear_log_probs`` gives each token's log-probability
+``(tokens x vocab)`` logits: ``losskit.torch.linear_log_probs`` gives each token's log-probability
 chunk by chunk, and the losses on top (``linear_dpo``, ``linear_grpo``, ``linear_distillation``)
 send the gradient back to the hidden states and the head through the same chunked sweep.  The
 model is a two-layer causal transformer over a 48-token vocabulary; the data are generated:
@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 import losskit as lk
+import losskit.torch as lt
 
 VOCAB, PROMPT, COMPLETION = 48, 4, 6
 IGNORE = -100
@@ -73,8 +74,9 @@ def targets(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def sequence_log_probs(model: TinyLM, inputs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Per-token log-probabilities of ``tokens`` (0 where ignored), from the hidden states."""
-    return lk.linear_log_probs(model.hidden(inputs), model.head.weight, tokens, ignore_index=IGNORE)
+    """Per-token log-probabilities of ``tokens`` (0 where ignored), from the hidden states:
+    ``losskit.torch``'s autograd Function, chunked over tokens, no logits kept."""
+    return lt.linear_log_probs(model.hidden(inputs), model.head.weight, tokens, ignore_index=IGNORE)
 
 
 def dpo_phase(policy: TinyLM, steps: int, generator: torch.Generator) -> list[float]:
