@@ -155,3 +155,19 @@ def test_no_gradient_for_the_teacher(rng):
     args, kw = _data(rng)
     with pytest.raises(ValueError, match="teacher"):
         lk.value_and_grad(lk.linear_distillation, argnums=2)(*args, **kw)
+
+
+@pytest.mark.parametrize("divergence", ["forward_kl", "reverse_kl", "jsd"])
+def test_torch_float32_within_1e5_of_float64(rng, divergence):
+    v, ds, dt, n = 400, 32, 24, 150
+    args = [rng.standard_normal((n, ds)), rng.standard_normal((v, ds)) * 0.3]
+    args += [rng.standard_normal((n, dt)), rng.standard_normal((v, dt)) * 0.3]
+    kw = dict(divergence=divergence, temperature=0.9, chunk_size=64)
+    v64, g64 = lk.value_and_grad(lk.linear_distillation, argnums=(0, 1))(*args, **kw)
+    tensors = [torch.tensor(a, dtype=torch.float32, requires_grad=i < 2) for i, a in enumerate(args)]
+    out = lk.linear_distillation(*tensors, **kw)
+    out.backward()
+    assert out.dtype == torch.float32
+    np.testing.assert_allclose(out.item(), v64, rtol=1e-5)
+    for a, r in zip(tensors[:2], g64):
+        np.testing.assert_allclose(a.grad.numpy(), r, rtol=1e-5, atol=1e-5 * np.abs(r).max())

@@ -418,7 +418,84 @@ class LinearDistillationFunction(torch.autograd.Function):
 
 def _distill_sweep(heads, row_scale, spec, need):
     xs, ws, bs, xt, wt, bt = heads
+    if xs.dtype in (torch.float32, torch.float64) and all(a is None or a.dtype == xs.dtype for a in heads):
+        return torch_distillation_sweep(xs, ws, bs, xt, wt, bt, row_scale, spec, need)
     return distillation_sweep(_XP, xs, ws, bs, xt, wt, bt, row_scale, spec, need)
+
+
+def _log_softmax_(z: torch.Tensor) -> torch.Tensor:
+    """``z`` turned into its row log-softmax in place (one temporary for the exponentials)."""
+    z.sub_(z.amax(dim=1, keepdim=True))
+    return z.sub_(torch.exp(z).sum(dim=1, keepdim=True).log_())
+
+
+def _divergence_(s: torch.Tensor, t: torch.Tensor, spec, need_grad: bool):
+    """Per-row divergence of the tempered student logits ``s`` from the teacher's ``t`` (both
+    consumed) and, if asked, its gradient with respect to ``s`` (written into ``s``'s memory);
+    the formulas and derivatives of :mod:`losskit.losses.distillation`, with few passes over
+    the chunk and two temporaries."""
+    ls, lt = _log_softmax_(s), _log_softmax_(t)  # log Q (student), log P (teacher)
+    vecdot = torch.linalg.vecdot
+    if spec.divergence == "forward_kl":
+        p = torch.exp(lt)
+        loss = vecdot(p, lt.sub_(ls))  # sum P (log P - log Q)
+        return loss, (ls.exp_().sub_(p) if need_grad else None)  # Q - P
+    if spec.divergence == "reverse_kl":
+        q = torch.exp(ls)
+        r = ls.sub_(lt)  # log Q - log P
+        loss = vecdot(q, r)
+        return loss, (r.sub_(loss[:, None]).mul_(q) if need_grad else None)  # Q (r - KL)
+    beta = spec.beta
+    q, p = torch.exp(ls), torch.exp(lt)
+    # log M, M = beta P + (1 - beta) Q; an M that underflows has P and Q below it, so clamping
+    # it at the smallest normal number leaves their (vanishing) terms finite
+    log_m = torch.lerp(q, p, beta).clamp_(min=torch.finfo(q.dtype).tiny).log_()
+    lt.sub_(log_m)
+    ls.sub_(log_m)
+    loss = beta * vecdot(p, lt) + (1.0 - beta) * vecdot(q, ls)
+    if not need_grad:
+        return loss, None
+    u = ls.mul_(1.0 - beta)  # u = (1 - beta)(log Q - log M)
+    return loss, u.sub_(vecdot(q, u)[:, None]).mul_(q)  # Q (u - sum Q u)
+
+
+@torch.no_grad()
+def torch_distillation_sweep(xs, ws, bs, xt, wt, bt, row_scale, spec, need):
+    """:func:`losskit.losses.distillation.distillation_sweep` in torch operations, the two
+    logits blocks of a chunk turned in place into the divergence and the student's logit
+    gradient; ``addmm_`` accumulates the weight gradient."""
+    n, d = xs.shape
+    v = ws.shape[0]
+    inv_t = 1.0 / spec.temperature
+    need_any = any(need) and row_scale is not None
+    losses = torch.empty(n, dtype=xs.dtype, device=xs.device)
+    gx = torch.empty((n, d), dtype=xs.dtype, device=xs.device) if need_any and need[0] else None
+    gw = torch.empty((v, d), dtype=xs.dtype, device=xs.device) if need_any and need[1] else None
+    gb = torch.zeros(v, dtype=xs.dtype, device=xs.device) if need_any and need[2] else None
+    for lo in range(0, n, spec.chunk):
+        hi = min(n, lo + spec.chunk)
+        xc = xs[lo:hi]
+        s = xc @ ws.T if bs is None else torch.addmm(bs, xc, ws.T)
+        t = xt[lo:hi] @ wt.T if bt is None else torch.addmm(bt, xt[lo:hi], wt.T)
+        if inv_t != 1.0:
+            s.mul_(inv_t)
+            t.mul_(inv_t)
+        loss, g = _divergence_(s, t, spec, need_any)
+        losses[lo:hi] = loss
+        if not need_any:
+            continue
+        del t
+        g.mul_((row_scale[lo:hi] * inv_t)[:, None])
+        if gx is not None:
+            torch.matmul(g, ws, out=gx[lo:hi])
+        if gw is not None:
+            if lo == 0:
+                torch.matmul(g.T, xc, out=gw)
+            else:
+                gw.addmm_(g.T, xc)
+        if gb is not None:
+            gb += g.sum(dim=0)
+    return losses, gx, gw, gb
 
 
 def linear_distillation_fast_path(spec, arrays, wrt: frozenset[int]):
