@@ -417,8 +417,9 @@ def worker(spec: dict) -> dict:
         call, state = CASES[spec["case"]][spec["impl"]](inputs)
     except ImportError as error:
         return {"error": f"not available: {error}"}
-    call()  # warm-up (compilation, first touch)
-    _release(state)
+    for _ in range(spec.get("warmup", 1)):  # compilation, first touch
+        call()
+        _release(state)
     kernels.clear_buffer_cache()
     rss = _status("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
@@ -507,6 +508,10 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default=None, help="e.g. 8192x2048x32000,8192x2048x128256")
     parser.add_argument("--only", default=None, help="comma-separated cases (default: all)")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per row (default 2, quick 3)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed calls before the memory call (default 1)"
+    )
+    parser.add_argument("--row-timeout", type=float, default=None, help="seconds per row (default 3600)")
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -518,7 +523,7 @@ def main(argv=None) -> int:
         sizes = [tuple(int(p) for p in s.split("x")) for s in args.sizes.split(",")]
     cases = args.only.split(",") if args.only else list(CASES)
     repeats = args.repeats or (3 if args.quick else 2)
-    timeout = 120 if args.quick else 3600
+    timeout = args.row_timeout or (120 if args.quick else 3600)
     print(f"Machine: {machine()}\n", flush=True)
     raw = []
     for size in sizes:
@@ -529,7 +534,13 @@ def main(argv=None) -> int:
                 continue
             results = {}
             for impl in impls:
-                spec = {"case": case, "impl": impl, "size": list(size), "repeats": repeats}
+                spec = {
+                    "case": case,
+                    "impl": impl,
+                    "size": list(size),
+                    "repeats": repeats,
+                    "warmup": args.warmup,
+                }
                 r = run_worker(spec, timeout)
                 if "times" in r:
                     r["time"] = statistics.median(r["times"])
