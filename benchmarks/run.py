@@ -867,6 +867,9 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump({"info": info, "bandwidth": gbps, "numerics": numerics, "results": raw}, f, indent=1)
     if args.write_results:
+        # the site's figures are drawn from this table's CE 8192x32000 rows and its last linear case
+        if args.quick or "| CE 8192x32000 |" not in text or "| linear CE " not in text:
+            raise SystemExit("--write-results needs a run with CE 8192x32000 and a linear case (not --quick)")
         write_results(text)
         print(f"\nwrote the generated section of {RESULTS}", file=sys.stderr)
     return 0
