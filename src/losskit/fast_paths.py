@@ -36,6 +36,7 @@ FAST_PATHS: dict[tuple[str, str], str] = {
     # primitives the core needs from each framework
     ("stop_gradient", "torch"): "losskit.torch.ops:stop_gradient",
     ("is_concrete", "torch"): "losskit.torch.ops:is_concrete",
+    ("namespace", "torch"): "losskit.torch.ops:namespace",
     ("stop_gradient", "jax"): "losskit.jax.ops:stop_gradient",
     ("scan", "jax"): "losskit.jax.ops:scan",
 }

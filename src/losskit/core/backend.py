@@ -43,6 +43,9 @@ __all__ = [
 
 def is_array(x: object) -> bool:
     """True for an array of any library that ``array_api_compat`` understands."""
+    own = fast_path("namespace", library_name(x))
+    if own is not None:  # the library tells (without array_api_compat's cached helpers)
+        return own(x) is not None
     return array_api_compat.is_array_api_obj(x) and not isinstance(x, (int, float, complex, bool))
 
 
@@ -71,6 +74,10 @@ def namespace(**arrays: object) -> Namespace:
     if len(set(libraries.values())) > 1:
         described = ", ".join(f"{n} is {lib}" for n, lib in libraries.items())
         raise TypeError(f"all arrays in one call must come from the same library; got {described}")
+    # a library may resolve its namespace itself (once, and traceable by its graph compiler)
+    own = fast_path("namespace", next(iter(libraries.values()))) if libraries else None
+    if own is not None:
+        return own(next(iter(present.values())))
     try:
         return array_api_compat.array_namespace(*present.values())
     except TypeError as exc:  # e.g. torch tensors on two devices
@@ -95,26 +102,26 @@ def is_concrete(x: object) -> bool:
     """
     if x is None:
         return False
+    # a framework that traces its own arrays (torch.compile, torch.func, meta and fake tensors)
+    # says so through its "is_concrete" fast path
+    concrete = fast_path("is_concrete", library_name(x))
+    if concrete is not None:
+        return concrete(x)
     if array_api_compat.is_jax_array(x):
         return not _is_jax_tracer(x)
     if array_api_compat.is_dask_array(x):
         return False
-    if array_api_compat.is_lazy_array(x):
-        return False
-    # a framework that traces its own arrays (torch.compile, torch.func, meta and fake tensors)
-    # says so through its "is_concrete" fast path
-    concrete = fast_path("is_concrete", library_name(x))
-    return True if concrete is None else concrete(x)
+    return not array_api_compat.is_lazy_array(x)
 
 
 def ignore_float_errors(x: Array, **kinds: str) -> contextlib.AbstractContextManager[Any]:
     """``np.errstate(**kinds)`` (e.g. ``invalid="ignore"`` around an ``inf - inf`` that is
-    replaced next) for arrays whose arithmetic NumPy does; a no-op for torch and JAX arrays,
-    which never warn, and whose graph compilers (``torch.compile``) cannot enter NumPy's
-    error state."""
-    if array_api_compat.is_torch_array(x) or array_api_compat.is_jax_array(x):
-        return contextlib.nullcontext()
-    return np.errstate(**kinds)
+    replaced next) for arrays whose arithmetic NumPy does now (NumPy, array-api-strict); a
+    no-op for the others, which do not warn (or, like Dask, compute later), and whose graph
+    compilers (``torch.compile``) cannot enter NumPy's error state."""
+    if library_name(x) in ("numpy", "array_api_strict"):
+        return np.errstate(**kinds)
+    return contextlib.nullcontext()
 
 
 def is_floating(xp: Namespace, x: Array) -> bool:

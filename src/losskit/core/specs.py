@@ -81,7 +81,7 @@ def _check_shared_options(options: Any) -> None:
 def options_from(options_type: type, given: dict[str, Any], caller: str) -> Any:
     """``options_type(**given)``, with an unknown keyword reported against ``caller`` and the
     options it accepts."""
-    known = [f.name for f in dataclasses.fields(options_type)]
+    known = list(options_type.__dataclass_fields__)  # dataclasses.fields: not traceable by torch.compile
     unknown = [k for k in given if k not in known]
     if unknown:
         raise TypeError(

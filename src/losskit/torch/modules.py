@@ -105,7 +105,7 @@ class LinearCrossEntropyLoss(nn.Module):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor:
         opts = {**self.options, **overrides}
-        return functional.linear_cross_entropy(input, self.weight, target, self.bias, **opts)
+        return functional.linear_cross_entropy(input, self.weight, target, linear_bias=self.bias, **opts)
 
     def logits(self, input: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(input, self.weight, self.bias)

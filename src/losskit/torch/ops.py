@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import types
+
+import array_api_compat
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 
-__all__ = ["stop_gradient", "is_concrete", "is_tracing"]
+__all__ = ["stop_gradient", "is_concrete", "is_tracing", "namespace", "XP"]
+
+
+def _namespace() -> types.ModuleType:
+    compat = array_api_compat.array_namespace(torch.empty(0))
+    xp = types.ModuleType("losskit.torch.xp", compat.__doc__)
+    xp.__dict__.update({k: v for k, v in vars(compat).items() if not k.startswith("__")})
+    # torch.moveaxis has no batching rule under torch.func.vmap; movedim is the same function
+    xp.moveaxis = torch.movedim
+    return xp
+
+
+XP = _namespace()
+
+
+def namespace(x: object) -> types.ModuleType | None:
+    """The ``("namespace", "torch")`` fast path: for a tensor, the array-API namespace of torch
+    tensors (``array_api_compat``'s, with ``moveaxis`` spelled ``torch.movedim``, which
+    ``vmap`` can batch), resolved once rather than per call, so ``torch.compile`` has nothing
+    to trace; ``None`` for anything else of torch's (a ``torch.Size``, a dtype)."""
+    return XP if isinstance(x, torch.Tensor) else None
 
 
 def stop_gradient(x: torch.Tensor) -> torch.Tensor:
