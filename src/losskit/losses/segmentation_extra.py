@@ -21,7 +21,7 @@ sort's permutation (what autograd of the paper's code gives).
 
 from __future__ import annotations
 
-from ..core.backend import Array, cast, compute_dtype, finish, is_integer, namespace
+from ..core.backend import Array, cast, compute_dtype, finish, index_dtype, is_integer, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
 from ..core.reduction import make_reducer
@@ -388,7 +388,7 @@ def lovasz_softmax(
     k = len(chosen)
     picked = xp.asarray(chosen, dtype=labels.dtype)
     p = xp.reshape(xp.moveaxis(cast(xp, probabilities, dtype), axis, -1), (rows, -1, num_classes))
-    p = xp.take(p, xp.astype(picked, xp.int64), axis=-1)  # (R, M, K)
+    p = xp.take(p, xp.astype(picked, index_dtype(xp)), axis=-1)  # (R, M, K)
     fg = xp.astype(xp.reshape(labels, (rows, -1, 1)) == picked, dtype)
     p_t, fg_t = xp.permute_dims(p, (0, 2, 1)), xp.permute_dims(fg, (0, 2, 1))  # (R, K, M)
     m = p_t.shape[-1]

@@ -18,6 +18,7 @@ from ..core.backend import (
     Array,
     compute_dtype,
     finish,
+    index_dtype,
     is_array,
     is_concrete,
     is_integer,
@@ -78,7 +79,7 @@ def _as_lengths(xp, lengths: object, name: str, batch: int | None) -> Array:
                 f"{name} must be an integer array, a Python int or a sequence of ints; "
                 f"got {type(lengths).__name__}"
             )
-        lengths = xp.asarray(lengths, dtype=xp.int64)
+        lengths = xp.asarray(lengths, dtype=index_dtype(xp))
     elif not is_integer(xp, lengths):
         raise TypeError(f"{name} must hold integer lengths; got dtype {lengths.dtype}")
     expected = [(batch,)] if batch is not None else [(), (1,)]
