@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-from ..core.backend import Array, Namespace, compute_dtype, library_name, lift, namespace
+from ..core.backend import Array, Namespace, cast, compute_dtype, library_name, lift, namespace
 from ..core.catalog import catalogued
 from ..core.dispatch import dispatch, run_fast_path
 from ..core.gradients import LossResult, loss_function
@@ -278,9 +278,9 @@ def portable_linear_distillation(
     sh, sw, _, _, sb, _, _ = arrays
     grads = {}
     if need[0]:
-        grads[0] = xp.astype(xp.reshape(gx, tuple(sh.shape)), sh.dtype)
+        grads[0] = cast(xp, xp.reshape(gx, tuple(sh.shape)), sh.dtype)
     if need[1]:
-        grads[1] = xp.astype(gw, sw.dtype)
+        grads[1] = cast(xp, gw, sw.dtype)
     if need[2]:
-        grads[4] = xp.astype(gb, sb.dtype)
-    return xp.astype(value, out_dtype), grads
+        grads[4] = cast(xp, gb, sb.dtype)
+    return cast(xp, value, out_dtype), grads

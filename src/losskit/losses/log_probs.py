@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..core.backend import Array, Namespace, compute_dtype, library_name, lift, namespace
+from ..core.backend import Array, Namespace, cast, compute_dtype, library_name, lift, namespace
 from ..core.dispatch import dispatch, run_fast_path
 from ..core.gradients import LossResult, loss_function
 from ..core.log_prob_specs import LinearLogProbsArrays, LinearLogProbsOptions, LinearLogProbsSpec
@@ -299,18 +299,18 @@ def portable_linear_log_probs(
     res = run_sweep(xp, x2, w, b, safe_t, spec, entropy=spec.return_entropy, cotangents=cot, need=need)
     zero = xp.zeros((), dtype=dtype)
     log_probs = xp.reshape(xp.where(valid, res.log_probs, zero), spec.lead_shape)
-    value = xp.astype(log_probs, out_dtype)
+    value = cast(xp, log_probs, out_dtype)
     if spec.return_entropy:
         ent = xp.reshape(xp.where(valid, res.entropy, zero), spec.lead_shape)
-        value = (value, xp.astype(ent, out_dtype))
+        value = (value, cast(xp, ent, out_dtype))
     grads = {}
     hidden, weight, _, bias = arrays
     if need[0]:
-        grads[0] = xp.astype(xp.reshape(res.grad_hidden, tuple(hidden.shape)), hidden.dtype)
+        grads[0] = cast(xp, xp.reshape(res.grad_hidden, tuple(hidden.shape)), hidden.dtype)
     if need[1]:
-        grads[1] = xp.astype(res.grad_weight, weight.dtype)
+        grads[1] = cast(xp, res.grad_weight, weight.dtype)
     if need[2]:
-        grads[3] = xp.astype(res.grad_bias, bias.dtype)
+        grads[3] = cast(xp, res.grad_bias, bias.dtype)
     return value, grads
 
 
@@ -362,9 +362,9 @@ def linear_log_probs_vjp(
     cot = (masked(grad_log_probs), None if grad_entropy is None else masked(grad_entropy))
     need = (True, True, b is not None)
     res = run_sweep(xp, x2, w, b, safe_t, spec, cotangents=cot, need=need)
-    gx = xp.astype(xp.reshape(res.grad_hidden, tuple(hidden.shape)), hidden.dtype)
-    gw = xp.astype(res.grad_weight, weight.dtype)
-    gb = None if bias is None else xp.astype(res.grad_bias, bias.dtype)
+    gx = cast(xp, xp.reshape(res.grad_hidden, tuple(hidden.shape)), hidden.dtype)
+    gw = cast(xp, res.grad_weight, weight.dtype)
+    gb = None if bias is None else cast(xp, res.grad_bias, bias.dtype)
     return gx, gw, gb
 
 
