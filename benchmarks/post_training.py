@@ -507,6 +507,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--sizes", default=None, help="e.g. 8192x2048x32000,8192x2048x128256")
     parser.add_argument("--only", default=None, help="comma-separated cases (default: all)")
+    parser.add_argument(
+        "--impls", default=None, help="only the rows whose name contains one of these (comma-separated)"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per row (default 2, quick 3)")
     parser.add_argument(
         "--warmup", type=int, default=1, help="untimed calls before the memory call (default 1)"
@@ -532,6 +535,8 @@ def main(argv=None) -> int:
             if not impls:
                 print(f"### {case}: no rows registered in this run\n", flush=True)
                 continue
+            if args.impls:
+                impls = [i for i in impls if any(k in i for k in args.impls.split(","))]
             results = {}
             for impl in impls:
                 spec = {
