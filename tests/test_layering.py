@@ -15,7 +15,8 @@ import is still a dependency).  The rules:
    ``losskit.plotting``, numba in ``losskit.kernels``, triton in ``losskit.torch.triton``,
    tensorboard in ``losskit.diagnostics``; each trainer in its own callback module: lightning in
    ``losskit.callbacks.lightning``, transformers (and accelerate) in
-   ``losskit.callbacks.huggingface``, keras in ``losskit.callbacks.keras``.
+   ``losskit.callbacks.huggingface``, keras in ``losskit.keras`` (the losses) and
+   ``losskit.callbacks.keras``.
 
 ``test_each_rule_catches_a_bad_import`` plants one bad import per rule in a copy of the tree and
 checks that it is reported, so the checker itself cannot silently pass everything.
@@ -41,6 +42,7 @@ LAYERS = {
     "losskit.kernels": "kernels",
     "losskit.torch": "torch",
     "losskit.jax": "jax",
+    "losskit.keras": "keras",
     "losskit.evaluation": "evaluation",
     "losskit.diagnostics": "diagnostics",
     "losskit.callbacks": "callbacks",
@@ -59,6 +61,8 @@ ALLOWED = {
     "kernels": {"core"},
     "torch": {"core", "losses", "kernels"},
     "jax": {"core", "losses", "kernels"},
+    # the Keras losses call the array-API losses on the backend's arrays
+    "keras": {"core", "losses"},
     "evaluation": {"core", "losses"},
     "diagnostics": {"core", "losses"},
     "plotting": {"core", "losses", "diagnostics"},
@@ -87,7 +91,7 @@ FRAMEWORK_HOMES = {
     "pytorch_lightning": "losskit.callbacks.lightning",
     "transformers": "losskit.callbacks.huggingface",
     "accelerate": "losskit.callbacks.huggingface",
-    "keras": "losskit.callbacks.keras",
+    "keras": ("losskit.keras", "losskit.callbacks.keras"),
 }
 
 
@@ -210,8 +214,9 @@ def violations(root: Path) -> list[str]:
                 problems.append(f"{imp}: the {layer} layer may not import the {target} layer")
             continue
         home = FRAMEWORK_HOMES.get(imp.imported)
-        if home is not None and not (imp.importer == home or imp.importer.startswith(home + ".")):
-            problems.append(f"{imp}: {imp.imported} may be imported only in {home}")
+        homes = (home,) if isinstance(home, str) else home or ()
+        if homes and not any(imp.importer == h or imp.importer.startswith(h + ".") for h in homes):
+            problems.append(f"{imp}: {imp.imported} may be imported only in {' or '.join(homes)}")
         if layer == "core" and imp.imported not in stdlib and imp.imported not in CORE_LIBRARIES:
             problems.append(f"{imp}: the core may import only the standard library, {CORE_LIBRARIES}")
     return problems
@@ -299,7 +304,7 @@ BAD_IMPORTS = {
     "keras in another callback": (
         "callbacks/huggingface.py",
         "import keras",
-        "keras may be imported only in losskit.callbacks.keras",
+        "keras may be imported only in losskit.keras or losskit.callbacks.keras",
     ),
     "transformers outside its callback": (
         "diagnostics/history.py",
