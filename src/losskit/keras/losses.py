@@ -1089,8 +1089,8 @@ class SoftmaxFocal(LosskitLoss):
 
     :func:`losskit.softmax_focal` as a Keras loss: ``y_pred`` is ``input``, ``y_true`` is
     ``target``.
-    Keras's own: ``CategoricalFocalCrossentropy(from_logits=True)`` (see the losskit.keras docs for
-    the differences).
+    Keras's own: ``CategoricalFocalCrossentropy(alpha=1.0, from_logits=True)`` (see the
+    losskit.keras docs for the differences).
 
     Formula: ``-w_t (1 - p_t)^gamma log p_t, p = softmax(x)``.
     """
@@ -1935,7 +1935,8 @@ class Tversky(LosskitLoss):
     r"""Tversky loss (Salehi et al. 2017), per sample and class:
 
     :func:`losskit.tversky` as a Keras loss: ``y_pred`` is ``input``, ``y_true`` is ``target``.
-    Keras's own: ``Tversky`` (see the losskit.keras docs for the differences).
+    Keras's own: ``Tversky (alpha and beta swapped)`` (see the losskit.keras docs for the
+    differences).
 
     Formula: ``1 - (TP + s) / (TP + alpha FP + beta FN + s) per sample and class``.
     """

@@ -183,7 +183,7 @@ def _minus_target(xp, p, u, safe_t, num_classes):
     formula="-w_t (1 - p_t)^gamma log p_t, p = softmax(x)",
     torch=None,
     optax=None,
-    keras="CategoricalFocalCrossentropy(from_logits=True)",
+    keras="CategoricalFocalCrossentropy(alpha=1.0, from_logits=True)",
 )
 @loss_function
 def softmax_focal(

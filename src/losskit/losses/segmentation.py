@@ -322,7 +322,7 @@ def dice(
     formula="1 - (TP + s) / (TP + alpha FP + beta FN + s) per sample and class",
     torch=None,
     optax="optax.losses.dice_loss(smooth=1e-05, apply_softmax=False)",
-    keras="Tversky",
+    keras="Tversky (alpha and beta swapped)",
 )
 @loss_function
 def tversky(
