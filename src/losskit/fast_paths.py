@@ -37,6 +37,7 @@ FAST_PATHS: dict[tuple[str, str], str] = {
     ("stop_gradient", "torch"): "losskit.torch.ops:stop_gradient",
     ("is_concrete", "torch"): "losskit.torch.ops:is_concrete",
     ("namespace", "torch"): "losskit.torch.ops:namespace",
+    ("device_scope", "torch"): "losskit.torch.ops:device_scope",
     ("stop_gradient", "jax"): "losskit.jax.ops:stop_gradient",
     ("scan", "jax"): "losskit.jax.ops:scan",
 }

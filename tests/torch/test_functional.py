@@ -150,7 +150,8 @@ def test_linear_cross_entropy_matches_naive(reduction, device_path, monkeypatch)
     t = torch.randint(0, 13, (3, 7))
     t[1, 2] = -100
     up = _upstream(reduction, (3, 7))
-    ours = lt.linear_cross_entropy(x, w, t, linear_bias=b, reduction=reduction, chunk_size=4, label_smoothing=0.1)
+    opts = {"reduction": reduction, "chunk_size": 4, "label_smoothing": 0.1}
+    ours = lt.linear_cross_entropy(x, w, t, linear_bias=b, **opts)
     (ours * up).sum().backward()
     got = [a.grad.clone() for a in (x, w, b)]
     for a in (x, w, b):

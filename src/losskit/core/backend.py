@@ -30,6 +30,7 @@ __all__ = [
     "is_concrete",
     "is_floating",
     "ignore_float_errors",
+    "device_scope",
     "is_integer",
     "index_dtype",
     "compute_dtype",
@@ -122,6 +123,15 @@ def ignore_float_errors(x: Array, **kinds: str) -> contextlib.AbstractContextMan
     if library_name(x) in ("numpy", "array_api_strict"):
         return np.errstate(**kinds)
     return contextlib.nullcontext()
+
+
+def device_scope(x: object) -> contextlib.AbstractContextManager[Any]:
+    """A context in which arrays that the losses create without naming a device (an
+    ``arange`` of class indices, a mask) land on ``x``'s device, for a library that can scope
+    it (torch tensors on the meta device: their ``"device_scope"`` fast path); a no-op
+    otherwise."""
+    scope = fast_path("device_scope", library_name(x))
+    return contextlib.nullcontext() if scope is None else scope(x)
 
 
 def is_floating(xp: Namespace, x: Array) -> bool:

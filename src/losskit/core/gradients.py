@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ParamSpec
 
-from .backend import Array
+from .backend import Array, device_scope
 
 __all__ = ["LossResult", "loss_function", "has_gradient", "value_and_grad", "grad"]
+
+P = ParamSpec("P")
 
 # what a loss's implementation returns: its value and {positional argnum: analytic gradient}
 LossResult = tuple[Array, dict[int, Array]]
@@ -24,13 +26,14 @@ LossResult = tuple[Array, dict[int, Array]]
 _IMPLEMENTATIONS: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 
-def loss_function(impl: Callable[..., LossResult]) -> Callable[..., Array]:
+def loss_function(impl: Callable[P, LossResult]) -> Callable[P, Array]:
     """Make the public loss from an implementation with a keyword-only ``wrt`` parameter.
 
     ``impl(*args, wrt=frozenset(argnums), **kwargs)`` returns ``(value, grads)`` where ``grads``
     maps each requested positional argument index to the analytic gradient of the value (of
     its sum, for ``reduction="none"``).  The public function has the same signature and
-    docstring without ``wrt``, and returns the value alone.
+    docstring without ``wrt``, and returns the value alone.  For a type checker it keeps the
+    implementation's parameters (``wrt`` included, which callers leave alone).
     """
     signature = inspect.signature(impl)
     if "wrt" not in signature.parameters:
@@ -43,7 +46,8 @@ def loss_function(impl: Callable[..., LossResult]) -> Callable[..., Array]:
 
     @functools.wraps(impl)
     def public(*args: Any, **kwargs: Any) -> Array:
-        return impl(*args, wrt=frozenset(), **kwargs)[0]
+        with device_scope(args[0] if args else None):
+            return impl(*args, wrt=frozenset(), **kwargs)[0]
 
     public.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[p for p in signature.parameters.values() if p.name != "wrt"],
@@ -65,8 +69,8 @@ def has_gradient(fn: Callable[..., Any]) -> bool:
 
 
 def value_and_grad(
-    fn: Callable[..., Array], argnums: int | Sequence[int] = 0
-) -> Callable[..., tuple[Array, Any]]:
+    fn: Callable[P, Array], argnums: int | Sequence[int] = 0
+) -> Callable[P, tuple[Array, Any]]:
     """Return a function computing ``fn``'s value and its analytic gradient.
 
     Args:
@@ -75,7 +79,8 @@ def value_and_grad(
         respect to; 0 is the prediction.
 
     Returns:
-      ``f(*args, **kwargs) -> (value, grad)`` where ``grad`` has the shape and array type of the
+      ``f(*args, **kwargs) -> (value, grad)``, taking ``fn``'s parameters (a type checker
+      sees ``fn``'s signature), where ``grad`` has the shape and array type of the
       argument (a tuple of gradients when ``argnums`` is a tuple).  For ``reduction="none"`` the
       gradient is that of the sum of the per-element losses.
 
@@ -115,7 +120,7 @@ def value_and_grad(
     return value_and_gradient
 
 
-def grad(fn: Callable[..., Array], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+def grad(fn: Callable[P, Array], argnums: int | Sequence[int] = 0) -> Callable[P, Any]:
     """Like :func:`value_and_grad`, returning only the gradient."""
     vg = value_and_grad(fn, argnums)
 

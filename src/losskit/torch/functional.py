@@ -46,7 +46,7 @@ from ..kernels.linear_cross_entropy import FastestMatmul, numpy_chunk_sweep, num
 from ..losses.classification import portable_cross_entropy
 from ..losses.linear_cross_entropy import chunk_sweep, portable_linear_cross_entropy
 from . import triton as _triton
-from .ops import XP, is_concrete, is_tracing
+from .ops import XP, device_scope, is_concrete, is_tracing
 
 __all__ = [
     "cross_entropy",
@@ -259,7 +259,8 @@ def cross_entropy(
     arrays = CrossEntropyArrays(input, target, weight, where, normalizer)
     spec = CrossEntropySpec.of(xp, chosen, arrays)
     if _traced(input):  # torch.compile / torch.export / meta: portable operations, one graph
-        return portable_cross_entropy(_XP, spec, arrays, frozenset())[0]
+        with device_scope(input):
+            return portable_cross_entropy(_XP, spec, arrays, frozenset())[0]
     need = torch.is_grad_enabled() and input.requires_grad
     inplace = inplace and need and not _wrapped(input)
     return CrossEntropyFunction.apply(input, target, weight, where, normalizer, spec, need, inplace)[0]
@@ -521,7 +522,8 @@ def linear_cross_entropy(
     arrays = LinearCrossEntropyArrays(input, linear_weight, target, linear_bias)
     spec = LinearCrossEntropySpec.of(xp, chosen, arrays, weight_name="linear_weight", bias_name="linear_bias")
     if _traced(input):
-        return portable_linear_cross_entropy(_XP, spec, arrays, frozenset())[0]
+        with device_scope(input):
+            return portable_linear_cross_entropy(_XP, spec, arrays, frozenset())[0]
     return LinearCrossEntropyFunction.apply(
         input, linear_weight, linear_bias, target, spec, _wanted(input, linear_weight, linear_bias)
     )[0]

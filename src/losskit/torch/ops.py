@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import types
+from typing import Any
 
 import array_api_compat
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 
-__all__ = ["stop_gradient", "is_concrete", "is_tracing", "namespace", "XP"]
+__all__ = ["stop_gradient", "is_concrete", "is_tracing", "namespace", "device_scope", "XP"]
 
 
 def _namespace() -> types.ModuleType:
@@ -56,3 +58,13 @@ def is_concrete(x: torch.Tensor) -> bool:
     if is_tracing() or isinstance(x, FakeTensor) or x.device.type == "meta":
         return False
     return not torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
+def device_scope(x: Any) -> contextlib.AbstractContextManager[Any]:
+    """The ``("device_scope", "torch")`` fast path: for a meta tensor, torch's default-device
+    context on ``meta``, so that the tensors a loss creates without naming a device (class
+    indices, masks) are meta too and the loss gives a meta result; a no-op otherwise (in
+    eager mode on real tensors, and while a graph is traced)."""
+    if isinstance(x, torch.Tensor) and x.device.type == "meta" and not is_tracing():
+        return torch.device("meta")
+    return contextlib.nullcontext()
