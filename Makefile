@@ -22,6 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks examples tools docs
+	$(PY) -m mypy --follow-imports=silent --cache-dir .mypy_cache tests/typing/sample.py
 	$(PY) -m pytest -n 2 -q
 
 # the documentation site, strict: any warning (a broken reference too) fails the build

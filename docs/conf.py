@@ -57,6 +57,9 @@ html_show_sourcelink = False
 nitpicky = True
 nitpick_ignore = [
     ("py:class", "Array"),
+    # the Literal aliases of the reduction argument (losskit.core.reduction)
+    ("py:class", "Reduction"),
+    ("py:class", "BatchReduction"),
     ("py:class", "numpy.ndarray"),
     ("py:class", "torch.Tensor"),
     ("py:class", "collections.abc.Callable"),

@@ -9,9 +9,16 @@ which elements counted or what the mean divided by.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from .backend import Array, Namespace
 from .validation import check_mask, check_normalizer, check_reduction
+
+#: the ``reduction`` argument of the losses: per-element values (``"none"``), their ``"sum"``,
+#: or their ``"mean"`` (over the counted elements, or by the weights or the normalizer)
+Reduction = Literal["mean", "sum", "none"]
+#: the ``reduction`` of the losses that also divide the sum by the batch size (``kl_div``)
+BatchReduction = Literal["batchmean", "mean", "sum", "none"]
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ import math
 from ..core.backend import Array, cast, compute_dtype, finish, is_integer, namespace, stop_gradient
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import any_true, check_float_array, check_nonempty, check_number
 
 __all__ = ["iou_loss", "giou_loss", "diou_loss", "ciou_loss", "eiou_loss"]
@@ -245,7 +245,7 @@ def iou_loss(
     *,
     box_format: str = "xyxy",
     eps: float = 1e-7,
-    reduction: str = "none",
+    reduction: Reduction = "none",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -295,7 +295,7 @@ def giou_loss(
     *,
     box_format: str = "xyxy",
     eps: float = 1e-7,
-    reduction: str = "none",
+    reduction: Reduction = "none",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -344,7 +344,7 @@ def diou_loss(
     *,
     box_format: str = "xyxy",
     eps: float = 1e-7,
-    reduction: str = "none",
+    reduction: Reduction = "none",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -394,7 +394,7 @@ def ciou_loss(
     box_format: str = "xyxy",
     eps: float = 1e-7,
     detach_alpha: bool = True,
-    reduction: str = "none",
+    reduction: Reduction = "none",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -468,7 +468,7 @@ def eiou_loss(
     *,
     box_format: str = "xyxy",
     eps: float = 1e-7,
-    reduction: str = "none",
+    reduction: Reduction = "none",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -36,7 +36,7 @@ from ..core.catalog import catalogued
 from ..core.dispatch import dispatch
 from ..core.gradients import LossResult, loss_function
 from ..core.pointwise import pointwise_loss
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.specs import CrossEntropyArrays, CrossEntropyOptions, CrossEntropySpec
 from ..core.validation import (
     any_true,
@@ -96,7 +96,7 @@ def binary_cross_entropy(
     target: Array,
     weight: Array | None = None,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -164,7 +164,7 @@ def binary_cross_entropy_with_logits(
     weight: Array | None = None,
     pos_weight: Array | None = None,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -228,7 +228,7 @@ def cross_entropy(
     axis: int = -1,
     temperature: float = 1.0,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     z_loss: float = 0.0,
     normalizer: float | Array | None = None,
@@ -384,7 +384,7 @@ def nll(
     ignore_index: int = -100,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     normalizer: float | Array | None = None,
     wrt: frozenset[int] = frozenset(),
@@ -445,7 +445,7 @@ def generalized_cross_entropy(
     q: float = 0.5,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -509,7 +509,7 @@ def brier(
     target: Array,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -618,7 +618,7 @@ def binary_brier(
     input: Array,
     target: Array,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -32,7 +32,7 @@ from ..core import numerics
 from ..core.backend import Array, cast, compute_dtype, finish, is_array, namespace, stop_gradient
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import (
     any_true,
     check_float_array,
@@ -239,7 +239,7 @@ def triplet_margin(
     eps: float = 1e-6,
     swap: bool = False,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -300,7 +300,7 @@ def triplet_margin_with_distance(
     distance_function: Callable[[Array, Array], Array] | None = None,
     margin: float = 1.0,
     swap: bool = False,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -394,7 +394,7 @@ def cosine_embedding(
     target: Array,
     margin: float = 0.0,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -472,7 +472,7 @@ def cosine_distance(
     *,
     epsilon: float = 0.0,
     axis: int = -1,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -557,7 +557,7 @@ def info_nce(
     normalize: bool = True,
     negative_mode: str = "unpaired",
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -708,7 +708,7 @@ def ntxent(
     labels: Array,
     temperature: float = 0.07,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -774,7 +774,7 @@ def supcon(
     *,
     normalize: bool = True,
     no_positive: str = "raise",
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -877,7 +877,7 @@ def circle(
     gamma: float = 256.0,
     *,
     detach_weights: bool = True,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -12,7 +12,7 @@ from ..core import numerics
 from ..core.backend import Array, cast, compute_dtype, finish, lift, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import BatchReduction, Reduction, make_reducer
 from ..core.validation import (
     any_true,
     check_axis,
@@ -61,7 +61,7 @@ def kl_div(
     target: Array,
     log_target: bool = False,
     *,
-    reduction: str = "batchmean",
+    reduction: BatchReduction = "batchmean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -149,7 +149,7 @@ def js_div(
     target: Array,
     log_target: bool = False,
     *,
-    reduction: str = "batchmean",
+    reduction: BatchReduction = "batchmean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -238,7 +238,7 @@ def generalized_kl(
     target: Array,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -325,7 +325,7 @@ def distillation_kl(
     temperature: float,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -16,7 +16,7 @@ from ..core.backend import Array, compute_dtype, finish, is_integer, lift, names
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
 from ..core.pointwise import pointwise_loss
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import check_class_targets, check_hyperparameter, check_in_unit_interval
 
 __all__ = ["sigmoid_focal", "softmax_focal", "poly1_cross_entropy"]
@@ -102,7 +102,7 @@ def sigmoid_focal(
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -194,7 +194,7 @@ def softmax_focal(
     ignore_index: int = -100,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     normalizer: float | Array | None = None,
     wrt: frozenset[int] = frozenset(),
@@ -281,7 +281,7 @@ def poly1_cross_entropy(
     ignore_index: int = -100,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     normalizer: float | Array | None = None,
     wrt: frozenset[int] = frozenset(),

@@ -19,7 +19,7 @@ from ..core.backend import Array, cast, compute_dtype, finish, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
 from ..core.pointwise import pointwise_loss
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import (
     any_true,
     check_broadcastable_to,
@@ -80,7 +80,7 @@ def charbonnier(
     target: Array,
     *,
     eps: float = 1e-3,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -229,7 +229,7 @@ def general_robust(
     alpha: Array | float,
     scale: Array | float = 1.0,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -332,7 +332,7 @@ def general_robust(
 def total_variation(
     image: Array,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -521,7 +521,7 @@ def ssim_loss(
     sigma: float = 1.5,
     k1: float = 0.01,
     k2: float = 0.03,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -599,7 +599,7 @@ def ms_ssim_loss(
     sigma: float = 1.5,
     k1: float = 0.01,
     k2: float = 0.03,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -24,6 +24,7 @@ from ..core.backend import Array, Namespace, compute_dtype, finish, library_name
 from ..core.catalog import catalogued
 from ..core.dispatch import dispatch, run_fast_path
 from ..core.gradients import LossResult, loss_function
+from ..core.reduction import Reduction
 from ..core.specs import LinearCrossEntropyArrays, LinearCrossEntropyOptions, LinearCrossEntropySpec
 
 __all__ = ["linear_cross_entropy"]
@@ -48,7 +49,7 @@ def linear_cross_entropy(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     chunk_size: int | str = "auto",
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -26,7 +26,7 @@ from ..core.backend import Array, cast, compute_dtype, finish, is_concrete, is_i
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
 from ..core.pointwise import pointwise_loss
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import (
     axis_hint,
     check_axis,
@@ -117,7 +117,7 @@ def hinge(
     input: Array,
     target: Array,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -161,7 +161,7 @@ def squared_hinge(
     input: Array,
     target: Array,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -196,7 +196,7 @@ def perceptron(
     input: Array,
     target: Array,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -238,7 +238,7 @@ def hinge_embedding(
     target: Array,
     margin: float = 1.0,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -290,7 +290,7 @@ def soft_margin(
     input: Array,
     target: Array,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -396,7 +396,7 @@ def multiclass_hinge(
     target: Array,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -434,7 +434,7 @@ def multiclass_perceptron(
     target: Array,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -463,7 +463,7 @@ def multi_margin(
     weight: Array | None = None,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -536,7 +536,7 @@ def multilabel_margin(
     target: Array,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -614,7 +614,7 @@ def multilabel_soft_margin(
     weight: Array | None = None,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

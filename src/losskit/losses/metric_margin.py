@@ -35,7 +35,7 @@ from ..core import numerics
 from ..core.backend import Array, cast, compute_dtype, finish, namespace, stop_gradient
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import (
     check_class_indices,
     check_float_array,
@@ -168,7 +168,7 @@ def arcface(
     *,
     margin: float = 0.5,
     scale: float = 64.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -247,7 +247,7 @@ def cosface(
     *,
     margin: float = 0.35,
     scale: float = 64.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -308,7 +308,7 @@ def sphereface(
     *,
     margin: int = 4,
     scale: float = 1.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -390,7 +390,7 @@ def proxy_nca(
     proxies: Array,
     *,
     softmax_scale: float = 1.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -466,7 +466,7 @@ def proxy_anchor(
     *,
     margin: float = 0.1,
     alpha: float = 32.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

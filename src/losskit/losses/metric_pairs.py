@@ -38,7 +38,7 @@ from ..core import numerics
 from ..core.backend import Array, cast, compute_dtype, finish, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import check_hyperparameter, check_number, check_reduction
 from .contrastive import _NORMALIZE_FLOOR, _check_embeddings, _check_labels, _normalize, _normalize_back
 
@@ -164,7 +164,7 @@ def contrastive_pairs(
     neg_margin: float = 1.0,
     distance: str = "euclidean",
     normalize: bool = True,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
     r"""Pairwise contrastive loss (Hadsell, Chopra and LeCun 2006) over every ordered pair of
@@ -236,7 +236,7 @@ def multi_similarity(
     alpha: float = 2.0,
     beta: float = 50.0,
     base: float = 0.5,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
     r"""Multi-similarity loss (Wang et al. 2019), per anchor :math:`i`:
@@ -308,7 +308,7 @@ def lifted_structure(
     margin: float = 1.0,
     distance: str = "euclidean",
     normalize: bool = True,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
     r"""Lifted structured loss, the smooth version of Song et al. 2016 (their eq. 4), per
@@ -383,7 +383,7 @@ def n_pair(
     labels: Array,
     *,
     normalize: bool = True,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
     r"""Multi-class N-pair loss (Sohn 2016).  From each label with at least two samples one
@@ -555,7 +555,7 @@ def mined_triplet_margin(
     miner: str = "batch_hard",
     distance: str = "euclidean",
     normalize: bool = True,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
     r"""Triplet margin loss over the triplets a miner selects from the batch:

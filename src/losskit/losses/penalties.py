@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from ..core.backend import Array, cast, compute_dtype, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
+from ..core.reduction import Reduction
 from ..core.validation import (
     check_broadcastable_to,
     check_float_array,
@@ -128,7 +129,7 @@ def _penalty(params, scale, reduction, where, wrt, element, derivative):
 def l1_penalty(
     *params: Array,
     scale: float = 1.0,
-    reduction: str = "sum",
+    reduction: Reduction = "sum",
     where: Array | Sequence[Array | None] | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -162,7 +163,7 @@ def l1_penalty(
 def l2_penalty(
     *params: Array,
     scale: float = 1.0,
-    reduction: str = "sum",
+    reduction: Reduction = "sum",
     where: Array | Sequence[Array | None] | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

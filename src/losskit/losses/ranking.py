@@ -14,7 +14,7 @@ from ..core import numerics
 from ..core.backend import Array, cast, compute_dtype, finish, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import (
     any_true,
     check_float_array,
@@ -44,7 +44,7 @@ def margin_ranking(
     target: Array,
     margin: float = 0.0,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -106,7 +106,7 @@ def ranking_softmax(
     labels: Array,
     *,
     weights: Array | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -22,7 +22,7 @@ from ..core.backend import Array, cast, compute_dtype, finish, is_concrete, name
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
 from ..core.pointwise import pointwise_loss
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import (
     check_float_array,
     check_hyperparameter,
@@ -67,7 +67,7 @@ def mse(
     input: Array,
     target: Array,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -106,7 +106,7 @@ def mae(
     input: Array,
     target: Array,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -151,7 +151,7 @@ def huber(
     target: Array,
     delta: float = 1.0,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -202,7 +202,7 @@ def smooth_l1(
     target: Array,
     beta: float = 1.0,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -284,7 +284,7 @@ def poisson_nll(
     full: bool = False,
     eps: float = 1e-8,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -368,7 +368,7 @@ def gaussian_nll(
     full: bool = False,
     eps: float = 1e-6,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -481,7 +481,7 @@ def log_cosh(
     input: Array,
     target: Array,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -525,7 +525,7 @@ def quantile(
     target: Array,
     q: float = 0.5,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -580,7 +580,7 @@ def mape(
     target: Array,
     *,
     eps: float = 1e-7,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -634,7 +634,7 @@ def msle(
     target: Array,
     *,
     eps: float = 1e-7,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -726,7 +726,7 @@ def tweedie(
     target: Array,
     power: float,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -40,7 +40,7 @@ from ..core import numerics
 from ..core.backend import Array, cast, compute_dtype, finish, is_integer, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import (
     axis_hint,
     check_axis,
@@ -254,7 +254,7 @@ def dice(
     axis: int = -1,
     batch: bool = False,
     weight: Array | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -337,7 +337,7 @@ def tversky(
     axis: int = -1,
     batch: bool = False,
     weight: Array | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -413,7 +413,7 @@ def jaccard(
     axis: int = -1,
     batch: bool = False,
     weight: Array | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from ..core.backend import Array, cast, compute_dtype, finish, index_dtype, is_integer, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import (
     check_axis,
     check_class_indices,
@@ -83,7 +83,7 @@ def generalized_dice(
     ignore_background: bool = False,
     axis: int = -1,
     batch: bool = False,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -224,7 +224,7 @@ def lovasz_hinge(
     labels: Array,
     *,
     per_image: bool = True,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -324,7 +324,7 @@ def lovasz_softmax(
     classes: str | tuple[int, ...] = "present",
     per_image: bool = False,
     axis: int = -1,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -28,7 +28,7 @@ from ..core.backend import (
 )
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import check_float_array, check_nonempty
 
 __all__ = ["ctc"]
@@ -169,7 +169,7 @@ def ctc(
     blank: int = 0,
     zero_infinity: bool = False,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -11,7 +11,7 @@ from ..core import numerics
 from ..core.backend import Array, cast, compute_dtype, finish, is_concrete, lift, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import (
     check_axis,
     check_class_indices,
@@ -114,7 +114,7 @@ def sparsemax_loss(
     target: Array,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

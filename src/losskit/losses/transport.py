@@ -71,7 +71,7 @@ from ..core.backend import (
 )
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import any_true, check_float_array, check_int, check_nonempty, check_number
 
 __all__ = ["sinkhorn", "sinkhorn_divergence", "sinkhorn_histograms"]
@@ -334,7 +334,7 @@ def sinkhorn(
     epsilon: float = 0.1,
     n_iters: int = 100,
     p: float = 2.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -417,7 +417,7 @@ def sinkhorn_divergence(
     epsilon: float = 0.1,
     n_iters: int = 100,
     p: float = 2.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -555,7 +555,7 @@ def sinkhorn_histograms(
     *,
     epsilon: float = 0.1,
     n_iters: int = 100,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
