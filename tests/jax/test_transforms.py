@@ -67,7 +67,7 @@ def test_jit_grad_vmap(case):
     def total(x):
         return case.fn(x, *jargs[1:], reduction="sum", **jkwargs)
 
-    for reduction in ("sum", "none"):
+    for reduction in [r for r in ("sum", "none") if r in case.reductions]:  # the penalties: no "none"
         eager = case.fn(*jargs, reduction=reduction, **jkwargs)
         traced = jax.jit(lambda *a, r=reduction: case.fn(*a, reduction=r, **jkwargs))(*jargs)
         np.testing.assert_allclose(np.asarray(traced), np.asarray(eager), rtol=1e-10, atol=1e-12)
