@@ -64,7 +64,9 @@ def test_one_class_per_catalogued_loss():
 def test_missing_keras_names_the_extra(tmp_path):
     # a stand-in package that fails to import, ahead of the real Keras on the path
     (tmp_path / "keras").mkdir()
-    (tmp_path / "keras" / "__init__.py").write_text("raise ImportError('No module named keras')\n")
+    (tmp_path / "keras" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'keras'\", name='keras')\n"
+    )
     run = subprocess.run(
         [sys.executable, "-c", "import losskit.keras"],
         env=_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT / 'src'}"),
@@ -74,3 +76,16 @@ def test_missing_keras_names_the_extra(tmp_path):
     )
     assert run.returncode != 0
     assert "pip install 'losskit[keras]'" in run.stderr
+
+
+def test_a_missing_keras_backend_is_named():
+    run = subprocess.run(
+        [sys.executable, "-c", "import losskit.keras"],
+        env=_env(KERAS_BACKEND="tensorflow"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if run.returncode == 0:
+        pytest.skip("TensorFlow is installed here")
+    assert "set KERAS_BACKEND" in run.stderr, run.stderr[-2000:]

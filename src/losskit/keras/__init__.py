@@ -19,10 +19,13 @@ from __future__ import annotations
 
 try:
     import keras  # noqa: F401
-except ImportError as error:  # pragma: no cover - exercised in a subprocess without keras
-    raise ImportError(
-        "losskit.keras needs Keras 3: install it with pip install 'losskit[keras]'"
-    ) from error
+except ModuleNotFoundError as error:  # exercised in a subprocess without keras
+    if error.name not in (None, "keras"):  # Keras is there, the backend it was told to use is not
+        raise ImportError(
+            f"Keras cannot import its backend ({error.name}): set KERAS_BACKEND to 'jax' or 'torch' "
+            "before importing Keras"
+        ) from error
+    raise ImportError("losskit.keras needs Keras 3: install it with pip install 'losskit[keras]'") from error
 
 from .base import LosskitLoss
 from .losses import *  # noqa: F403
