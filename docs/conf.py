@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# the API page of losskit.keras imports Keras, which needs a backend that is installed
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "_ext"))
