@@ -168,6 +168,7 @@ class CrossEntropyFunction(torch.autograd.Function):
         input, target, weight, where, normalizer, spec, need, inplace = inputs
         _, g = output
         ctx.mark_non_differentiable(g)
+        ctx.set_materialize_grads(False)  # no zeros of the gradient output's size in the backward
         ctx.spec = spec
         ctx.inplace = inplace and need
         ctx.eager = not (_wrapped(g) or _wrapped(input))
@@ -329,6 +330,7 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         input, weight, bias, target, spec, need = inputs
         value, gx, gw, gb = output
         ctx.mark_non_differentiable(gx, gw, gb)
+        ctx.set_materialize_grads(False)  # no zeros of the gradient outputs' sizes in the backward
         ctx.spec = spec
         ctx.dtypes = (input.dtype, weight.dtype, None if bias is None else bias.dtype)
         plain = not any(_wrapped(t) for t in (input, weight, bias, target, value))
