@@ -81,9 +81,9 @@ def _is_array(annotation: Any) -> bool:
     return bool(re.search(r"\bArray\b|\bTensor\b", re.sub(r"Callable\[.*\]", "", annotation)))
 
 
-def _annotation(param: inspect.Parameter) -> str:
-    if param.name == "reduction":
-        return "str"
+def _annotation(param: inspect.Parameter, mirrored: bool = False) -> str:
+    if param.name == "reduction" and (mirrored or param.annotation not in ("Reduction", "BatchReduction")):
+        return "str"  # as torch.nn types it, for the drop-ins
     ann = param.annotation
     if ann is inspect.Parameter.empty:
         return "Any"
@@ -189,7 +189,7 @@ def _class(info: Any, name: str, torch_cls: Any, imports: dict[str, set[str]]) -
                 continue
             if p.name not in fn_params:
                 raise ValueError(f"torch.nn.{torch_cls.__name__} has {p.name!r}, which {fn_ref} has not")
-            init_lines.append(_param_line(p.name, _annotation(fn_params[p.name]), p.default))
+            init_lines.append(_param_line(p.name, _annotation(fn_params[p.name], mirrored=True), p.default))
             passed.append(p.name)
         extra = [p for p in options if p.name not in passed]
         if extra and not keyword_only:
@@ -301,6 +301,9 @@ def render() -> str:
     if typing_names:
         head.append(f"from collections.abc import {', '.join(typing_names)}")
     head += ["from typing import Any", "", "from torch import Tensor", ""]
+    literals = sorted(n for n in ("BatchReduction", "Reduction") if re.search(rf"\b{n}\b", body))
+    if literals:
+        head.append(f"from ..core.reduction import {', '.join(literals)}")
     for mod in sorted(imports):
         names = sorted(imports[mod])
         line = f"from {mod} import {', '.join(names)}"

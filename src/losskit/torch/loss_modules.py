@@ -19,6 +19,7 @@ from typing import Any
 
 from torch import Tensor
 
+from ..core.reduction import BatchReduction, Reduction
 from ..losses.boxes import ciou_loss, diou_loss, eiou_loss, giou_loss, iou_loss
 from ..losses.classification import (
     binary_brier,
@@ -187,7 +188,7 @@ class ArcfaceLoss(LossModule):
 
     - ``margin: float = 0.5``
     - ``scale: float = 64.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.arcface` for the shapes, the gradient and the
     reference.
@@ -201,7 +202,7 @@ class ArcfaceLoss(LossModule):
         *,
         margin: float = 0.5,
         scale: float = 64.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             margin=margin,
@@ -330,7 +331,7 @@ class BinaryBrierLoss(LossModule):
 
     Constructor arguments (defaults):
 
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.binary_brier` for the shapes, the gradient and the
     reference.
@@ -342,7 +343,7 @@ class BinaryBrierLoss(LossModule):
     def __init__(
         self,
         *,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             reduction=reduction,
@@ -370,7 +371,7 @@ class BrierLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``axis: int = -1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.brier` for the shapes, the gradient and the
     reference.
@@ -383,7 +384,7 @@ class BrierLoss(LossModule):
         self,
         *,
         axis: int = -1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             axis=axis,
@@ -456,7 +457,7 @@ class CharbonnierLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``eps: float = 0.001``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.charbonnier` for the shapes, the gradient and the
     reference.
@@ -469,7 +470,7 @@ class CharbonnierLoss(LossModule):
         self,
         *,
         eps: float = 0.001,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             eps=eps,
@@ -499,7 +500,7 @@ class CiouLoss(LossModule):
     - ``box_format: str = "xyxy"``
     - ``eps: float = 1e-07``
     - ``detach_alpha: bool = True``
-    - ``reduction: str = "none"``
+    - ``reduction: Reduction = "none"``
 
     Equivalent: torchvision.ops.complete_box_iou_loss.  See :func:`losskit.ciou_loss` for the shapes,
     the gradient and the reference.
@@ -514,7 +515,7 @@ class CiouLoss(LossModule):
         box_format: str = "xyxy",
         eps: float = 1e-07,
         detach_alpha: bool = True,
-        reduction: str = "none",
+        reduction: Reduction = "none",
     ) -> None:
         super().__init__(
             box_format=box_format,
@@ -546,7 +547,7 @@ class CircleLoss(LossModule):
     - ``m: float = 0.25``
     - ``gamma: float = 256.0``
     - ``detach_weights: bool = True``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.circle` for the shapes, the gradient and the
     reference.
@@ -561,7 +562,7 @@ class CircleLoss(LossModule):
         m: float = 0.25,
         gamma: float = 256.0,
         detach_weights: bool = True,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             m=m,
@@ -595,7 +596,7 @@ class ContrastivePairsLoss(LossModule):
     - ``neg_margin: float = 1.0``
     - ``distance: str = "euclidean"``
     - ``normalize: bool = True``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.contrastive_pairs` for the shapes, the gradient and
     the reference.
@@ -611,7 +612,7 @@ class ContrastivePairsLoss(LossModule):
         neg_margin: float = 1.0,
         distance: str = "euclidean",
         normalize: bool = True,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             pos_margin=pos_margin,
@@ -641,7 +642,7 @@ class CosfaceLoss(LossModule):
 
     - ``margin: float = 0.35``
     - ``scale: float = 64.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.cosface` for the shapes, the gradient and the
     reference.
@@ -655,7 +656,7 @@ class CosfaceLoss(LossModule):
         *,
         margin: float = 0.35,
         scale: float = 64.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             margin=margin,
@@ -688,7 +689,7 @@ class CosineDistanceLoss(LossModule):
 
     - ``epsilon: float = 0.0``
     - ``axis: int = -1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.cosine_distance` for the shapes, the gradient and
     the reference.
@@ -702,7 +703,7 @@ class CosineDistanceLoss(LossModule):
         *,
         epsilon: float = 0.0,
         axis: int = -1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             epsilon=epsilon,
@@ -908,7 +909,7 @@ class DiceLoss(LossModule):
     - ``axis: int = -1``
     - ``batch: bool = False``
     - ``weight: Tensor | None = None``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.dice` for the shapes, the gradient and the
     reference.
@@ -927,7 +928,7 @@ class DiceLoss(LossModule):
         axis: int = -1,
         batch: bool = False,
         weight: Tensor | None = None,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             activation=activation,
@@ -961,7 +962,7 @@ class DiouLoss(LossModule):
 
     - ``box_format: str = "xyxy"``
     - ``eps: float = 1e-07``
-    - ``reduction: str = "none"``
+    - ``reduction: Reduction = "none"``
 
     Equivalent: torchvision.ops.distance_box_iou_loss.  See :func:`losskit.diou_loss` for the shapes,
     the gradient and the reference.
@@ -975,7 +976,7 @@ class DiouLoss(LossModule):
         *,
         box_format: str = "xyxy",
         eps: float = 1e-07,
-        reduction: str = "none",
+        reduction: Reduction = "none",
     ) -> None:
         super().__init__(
             box_format=box_format,
@@ -1006,7 +1007,7 @@ class DistillationKLLoss(LossModule):
 
     - ``temperature: float``
     - ``axis: int = -1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.distillation_kl` for the shapes, the gradient and
     the reference.
@@ -1020,7 +1021,7 @@ class DistillationKLLoss(LossModule):
         *,
         temperature: float,
         axis: int = -1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             temperature=temperature,
@@ -1108,7 +1109,7 @@ class EiouLoss(LossModule):
 
     - ``box_format: str = "xyxy"``
     - ``eps: float = 1e-07``
-    - ``reduction: str = "none"``
+    - ``reduction: Reduction = "none"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.eiou_loss` for the shapes, the gradient and the
     reference.
@@ -1122,7 +1123,7 @@ class EiouLoss(LossModule):
         *,
         box_format: str = "xyxy",
         eps: float = 1e-07,
-        reduction: str = "none",
+        reduction: Reduction = "none",
     ) -> None:
         super().__init__(
             box_format=box_format,
@@ -1199,7 +1200,7 @@ class GeneralRobustLoss(LossModule):
 
     Constructor arguments (defaults):
 
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.general_robust` for the shapes, the gradient and
     the reference.
@@ -1211,7 +1212,7 @@ class GeneralRobustLoss(LossModule):
     def __init__(
         self,
         *,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             reduction=reduction,
@@ -1242,7 +1243,7 @@ class GeneralizedCrossEntropyLoss(LossModule):
 
     - ``q: float = 0.5``
     - ``axis: int = -1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.generalized_cross_entropy` for the shapes, the
     gradient and the reference.
@@ -1256,7 +1257,7 @@ class GeneralizedCrossEntropyLoss(LossModule):
         *,
         q: float = 0.5,
         axis: int = -1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             q=q,
@@ -1290,7 +1291,7 @@ class GeneralizedDiceLoss(LossModule):
     - ``ignore_background: bool = False``
     - ``axis: int = -1``
     - ``batch: bool = False``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.generalized_dice` for the shapes, the gradient and
     the reference.
@@ -1308,7 +1309,7 @@ class GeneralizedDiceLoss(LossModule):
         ignore_background: bool = False,
         axis: int = -1,
         batch: bool = False,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             weight_type=weight_type,
@@ -1345,7 +1346,7 @@ class GeneralizedKLLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``axis: int = -1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.generalized_kl` for the shapes, the gradient and
     the reference.
@@ -1358,7 +1359,7 @@ class GeneralizedKLLoss(LossModule):
         self,
         *,
         axis: int = -1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             axis=axis,
@@ -1388,7 +1389,7 @@ class GiouLoss(LossModule):
 
     - ``box_format: str = "xyxy"``
     - ``eps: float = 1e-07``
-    - ``reduction: str = "none"``
+    - ``reduction: Reduction = "none"``
 
     Equivalent: torchvision.ops.generalized_box_iou_loss.  See :func:`losskit.giou_loss` for the shapes,
     the gradient and the reference.
@@ -1402,7 +1403,7 @@ class GiouLoss(LossModule):
         *,
         box_format: str = "xyxy",
         eps: float = 1e-07,
-        reduction: str = "none",
+        reduction: Reduction = "none",
     ) -> None:
         super().__init__(
             box_format=box_format,
@@ -1535,7 +1536,7 @@ class HingeLoss(LossModule):
 
     Constructor arguments (defaults):
 
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.hinge` for the shapes, the gradient and the
     reference.
@@ -1547,7 +1548,7 @@ class HingeLoss(LossModule):
     def __init__(
         self,
         *,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             reduction=reduction,
@@ -1617,7 +1618,7 @@ class InfoNCELoss(LossModule):
     - ``temperature: float = 0.1``
     - ``normalize: bool = True``
     - ``negative_mode: str = "unpaired"``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.info_nce` for the shapes, the gradient and the
     reference.
@@ -1632,7 +1633,7 @@ class InfoNCELoss(LossModule):
         temperature: float = 0.1,
         normalize: bool = True,
         negative_mode: str = "unpaired",
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             temperature=temperature,
@@ -1664,7 +1665,7 @@ class IouLoss(LossModule):
 
     - ``box_format: str = "xyxy"``
     - ``eps: float = 1e-07``
-    - ``reduction: str = "none"``
+    - ``reduction: Reduction = "none"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.iou_loss` for the shapes, the gradient and the
     reference.
@@ -1678,7 +1679,7 @@ class IouLoss(LossModule):
         *,
         box_format: str = "xyxy",
         eps: float = 1e-07,
-        reduction: str = "none",
+        reduction: Reduction = "none",
     ) -> None:
         super().__init__(
             box_format=box_format,
@@ -1709,7 +1710,7 @@ class JSDivLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``log_target: bool = False``
-    - ``reduction: str = "batchmean"``
+    - ``reduction: BatchReduction = "batchmean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.js_div` for the shapes, the gradient and the
     reference.
@@ -1722,7 +1723,7 @@ class JSDivLoss(LossModule):
         self,
         *,
         log_target: bool = False,
-        reduction: str = "batchmean",
+        reduction: BatchReduction = "batchmean",
     ) -> None:
         super().__init__(
             log_target=log_target,
@@ -1755,7 +1756,7 @@ class JaccardLoss(LossModule):
     - ``axis: int = -1``
     - ``batch: bool = False``
     - ``weight: Tensor | None = None``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.jaccard` for the shapes, the gradient and the
     reference.
@@ -1774,7 +1775,7 @@ class JaccardLoss(LossModule):
         axis: int = -1,
         batch: bool = False,
         weight: Tensor | None = None,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             activation=activation,
@@ -1955,7 +1956,7 @@ class L1PenaltyLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``scale: float = 1.0``
-    - ``reduction: str = "sum"``
+    - ``reduction: Reduction = "sum"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.l1_penalty` for the shapes, the gradient and the
     reference.
@@ -1968,7 +1969,7 @@ class L1PenaltyLoss(LossModule):
         self,
         *,
         scale: float = 1.0,
-        reduction: str = "sum",
+        reduction: Reduction = "sum",
     ) -> None:
         super().__init__(
             scale=scale,
@@ -1995,7 +1996,7 @@ class L2PenaltyLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``scale: float = 1.0``
-    - ``reduction: str = "sum"``
+    - ``reduction: Reduction = "sum"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.l2_penalty` for the shapes, the gradient and the
     reference.
@@ -2008,7 +2009,7 @@ class L2PenaltyLoss(LossModule):
         self,
         *,
         scale: float = 1.0,
-        reduction: str = "sum",
+        reduction: Reduction = "sum",
     ) -> None:
         super().__init__(
             scale=scale,
@@ -2038,7 +2039,7 @@ class LiftedStructureLoss(LossModule):
     - ``margin: float = 1.0``
     - ``distance: str = "euclidean"``
     - ``normalize: bool = True``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.lifted_structure` for the shapes, the gradient and
     the reference.
@@ -2053,7 +2054,7 @@ class LiftedStructureLoss(LossModule):
         margin: float = 1.0,
         distance: str = "euclidean",
         normalize: bool = True,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             margin=margin,
@@ -2146,7 +2147,7 @@ class LogCoshLoss(LossModule):
 
     Constructor arguments (defaults):
 
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.log_cosh` for the shapes, the gradient and the
     reference.
@@ -2158,7 +2159,7 @@ class LogCoshLoss(LossModule):
     def __init__(
         self,
         *,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             reduction=reduction,
@@ -2185,7 +2186,7 @@ class LovaszHingeLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``per_image: bool = True``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.lovasz_hinge` for the shapes, the gradient and the
     reference.
@@ -2198,7 +2199,7 @@ class LovaszHingeLoss(LossModule):
         self,
         *,
         per_image: bool = True,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             per_image=per_image,
@@ -2228,7 +2229,7 @@ class LovaszSoftmaxLoss(LossModule):
     - ``classes: str | tuple[int, ...] = "present"``
     - ``per_image: bool = False``
     - ``axis: int = -1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.lovasz_softmax` for the shapes, the gradient and
     the reference.
@@ -2243,7 +2244,7 @@ class LovaszSoftmaxLoss(LossModule):
         classes: str | tuple[int, ...] = "present",
         per_image: bool = False,
         axis: int = -1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             classes=classes,
@@ -2273,7 +2274,7 @@ class MAPELoss(LossModule):
     Constructor arguments (defaults):
 
     - ``eps: float = 1e-07``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.mape` for the shapes, the gradient and the
     reference.
@@ -2286,7 +2287,7 @@ class MAPELoss(LossModule):
         self,
         *,
         eps: float = 1e-07,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             eps=eps,
@@ -2357,7 +2358,7 @@ class MSLELoss(LossModule):
     Constructor arguments (defaults):
 
     - ``eps: float = 1e-07``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.msle` for the shapes, the gradient and the
     reference.
@@ -2370,7 +2371,7 @@ class MSLELoss(LossModule):
         self,
         *,
         eps: float = 1e-07,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             eps=eps,
@@ -2451,7 +2452,7 @@ class MinedTripletMarginLoss(LossModule):
     - ``miner: str = "batch_hard"``
     - ``distance: str = "euclidean"``
     - ``normalize: bool = True``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.mined_triplet_margin` for the shapes, the gradient
     and the reference.
@@ -2467,7 +2468,7 @@ class MinedTripletMarginLoss(LossModule):
         miner: str = "batch_hard",
         distance: str = "euclidean",
         normalize: bool = True,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             margin=margin,
@@ -2501,7 +2502,7 @@ class MsSsimLoss(LossModule):
     - ``sigma: float = 1.5``
     - ``k1: float = 0.01``
     - ``k2: float = 0.03``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.ms_ssim_loss` for the shapes, the gradient and the
     reference.
@@ -2518,7 +2519,7 @@ class MsSsimLoss(LossModule):
         sigma: float = 1.5,
         k1: float = 0.01,
         k2: float = 0.03,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             data_range=data_range,
@@ -2720,7 +2721,7 @@ class MultiSimilarityLoss(LossModule):
     - ``alpha: float = 2.0``
     - ``beta: float = 50.0``
     - ``base: float = 0.5``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.multi_similarity` for the shapes, the gradient and
     the reference.
@@ -2735,7 +2736,7 @@ class MultiSimilarityLoss(LossModule):
         alpha: float = 2.0,
         beta: float = 50.0,
         base: float = 0.5,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             alpha=alpha,
@@ -2764,7 +2765,7 @@ class MulticlassHingeLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``axis: int = -1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.multiclass_hinge` for the shapes, the gradient and
     the reference.
@@ -2777,7 +2778,7 @@ class MulticlassHingeLoss(LossModule):
         self,
         *,
         axis: int = -1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             axis=axis,
@@ -2806,7 +2807,7 @@ class MulticlassPerceptronLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``axis: int = -1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.multiclass_perceptron` for the shapes, the gradient
     and the reference.
@@ -2819,7 +2820,7 @@ class MulticlassPerceptronLoss(LossModule):
         self,
         *,
         axis: int = -1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             axis=axis,
@@ -2908,7 +2909,7 @@ class NPairLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``normalize: bool = True``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.n_pair` for the shapes, the gradient and the
     reference.
@@ -2921,7 +2922,7 @@ class NPairLoss(LossModule):
         self,
         *,
         normalize: bool = True,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             normalize=normalize,
@@ -2949,7 +2950,7 @@ class NTXENTLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``temperature: float = 0.07``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.ntxent` for the shapes, the gradient and the
     reference.
@@ -2962,7 +2963,7 @@ class NTXENTLoss(LossModule):
         self,
         *,
         temperature: float = 0.07,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             temperature=temperature,
@@ -3032,7 +3033,7 @@ class PerceptronLoss(LossModule):
 
     Constructor arguments (defaults):
 
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.perceptron` for the shapes, the gradient and the
     reference.
@@ -3044,7 +3045,7 @@ class PerceptronLoss(LossModule):
     def __init__(
         self,
         *,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             reduction=reduction,
@@ -3127,7 +3128,7 @@ class Poly1CrossEntropyLoss(LossModule):
     - ``weight: Tensor | None = None``
     - ``ignore_index: int = -100``
     - ``axis: int = -1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.poly1_cross_entropy` for the shapes, the gradient
     and the reference.
@@ -3144,7 +3145,7 @@ class Poly1CrossEntropyLoss(LossModule):
         weight: Tensor | None = None,
         ignore_index: int = -100,
         axis: int = -1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             epsilon=epsilon,
@@ -3179,7 +3180,7 @@ class ProxyAnchorLoss(LossModule):
 
     - ``margin: float = 0.1``
     - ``alpha: float = 32.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.proxy_anchor` for the shapes, the gradient and the
     reference.
@@ -3193,7 +3194,7 @@ class ProxyAnchorLoss(LossModule):
         *,
         margin: float = 0.1,
         alpha: float = 32.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             margin=margin,
@@ -3223,7 +3224,7 @@ class ProxyNcaLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``softmax_scale: float = 1.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.proxy_nca` for the shapes, the gradient and the
     reference.
@@ -3236,7 +3237,7 @@ class ProxyNcaLoss(LossModule):
         self,
         *,
         softmax_scale: float = 1.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             softmax_scale=softmax_scale,
@@ -3266,7 +3267,7 @@ class QuantileLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``q: float = 0.5``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.quantile` for the shapes, the gradient and the
     reference.
@@ -3279,7 +3280,7 @@ class QuantileLoss(LossModule):
         self,
         *,
         q: float = 0.5,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             q=q,
@@ -3306,7 +3307,7 @@ class RankingSoftmaxLoss(LossModule):
 
     Constructor arguments (defaults):
 
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.ranking_softmax` for the shapes, the gradient and
     the reference.
@@ -3318,7 +3319,7 @@ class RankingSoftmaxLoss(LossModule):
     def __init__(
         self,
         *,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             reduction=reduction,
@@ -3348,7 +3349,7 @@ class SigmoidFocalLoss(LossModule):
 
     - ``alpha: float | None = 0.25``
     - ``gamma: float = 2.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: torchvision.ops.sigmoid_focal_loss.  See :func:`losskit.sigmoid_focal` for the shapes,
     the gradient and the reference.
@@ -3362,7 +3363,7 @@ class SigmoidFocalLoss(LossModule):
         *,
         alpha: float | None = 0.25,
         gamma: float = 2.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             alpha=alpha,
@@ -3452,7 +3453,7 @@ class SinkhornDivergenceLoss(LossModule):
     - ``epsilon: float = 0.1``
     - ``n_iters: int = 100``
     - ``p: float = 2.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.sinkhorn_divergence` for the shapes, the gradient
     and the reference.
@@ -3467,7 +3468,7 @@ class SinkhornDivergenceLoss(LossModule):
         epsilon: float = 0.1,
         n_iters: int = 100,
         p: float = 2.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             epsilon=epsilon,
@@ -3501,7 +3502,7 @@ class SinkhornHistogramsLoss(LossModule):
 
     - ``epsilon: float = 0.1``
     - ``n_iters: int = 100``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.sinkhorn_histograms` for the shapes, the gradient
     and the reference.
@@ -3515,7 +3516,7 @@ class SinkhornHistogramsLoss(LossModule):
         *,
         epsilon: float = 0.1,
         n_iters: int = 100,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             epsilon=epsilon,
@@ -3547,7 +3548,7 @@ class SinkhornLoss(LossModule):
     - ``epsilon: float = 0.1``
     - ``n_iters: int = 100``
     - ``p: float = 2.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.sinkhorn` for the shapes, the gradient and the
     reference.
@@ -3562,7 +3563,7 @@ class SinkhornLoss(LossModule):
         epsilon: float = 0.1,
         n_iters: int = 100,
         p: float = 2.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             epsilon=epsilon,
@@ -3688,7 +3689,7 @@ class SoftmaxFocalLoss(LossModule):
     - ``weight: Tensor | None = None``
     - ``ignore_index: int = -100``
     - ``axis: int = -1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.softmax_focal` for the shapes, the gradient and the
     reference.
@@ -3705,7 +3706,7 @@ class SoftmaxFocalLoss(LossModule):
         weight: Tensor | None = None,
         ignore_index: int = -100,
         axis: int = -1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             gamma=gamma,
@@ -3738,7 +3739,7 @@ class SparsemaxLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``axis: int = -1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.sparsemax_loss` for the shapes, the gradient and
     the reference.
@@ -3751,7 +3752,7 @@ class SparsemaxLoss(LossModule):
         self,
         *,
         axis: int = -1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             axis=axis,
@@ -3782,7 +3783,7 @@ class SpherefaceLoss(LossModule):
 
     - ``margin: int = 4``
     - ``scale: float = 1.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.sphereface` for the shapes, the gradient and the
     reference.
@@ -3796,7 +3797,7 @@ class SpherefaceLoss(LossModule):
         *,
         margin: int = 4,
         scale: float = 1.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             margin=margin,
@@ -3825,7 +3826,7 @@ class SquaredHingeLoss(LossModule):
 
     Constructor arguments (defaults):
 
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.squared_hinge` for the shapes, the gradient and the
     reference.
@@ -3837,7 +3838,7 @@ class SquaredHingeLoss(LossModule):
     def __init__(
         self,
         *,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             reduction=reduction,
@@ -3871,7 +3872,7 @@ class SsimLoss(LossModule):
     - ``sigma: float = 1.5``
     - ``k1: float = 0.01``
     - ``k2: float = 0.03``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.ssim_loss` for the shapes, the gradient and the
     reference.
@@ -3888,7 +3889,7 @@ class SsimLoss(LossModule):
         sigma: float = 1.5,
         k1: float = 0.01,
         k2: float = 0.03,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             data_range=data_range,
@@ -3924,7 +3925,7 @@ class SupconLoss(LossModule):
     - ``temperature: float = 0.1``
     - ``normalize: bool = True``
     - ``no_positive: str = "raise"``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.supcon` for the shapes, the gradient and the
     reference.
@@ -3939,7 +3940,7 @@ class SupconLoss(LossModule):
         temperature: float = 0.1,
         normalize: bool = True,
         no_positive: str = "raise",
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             temperature=temperature,
@@ -3968,7 +3969,7 @@ class TotalVariationLoss(LossModule):
 
     Constructor arguments (defaults):
 
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.total_variation` for the shapes, the gradient and
     the reference.
@@ -3980,7 +3981,7 @@ class TotalVariationLoss(LossModule):
     def __init__(
         self,
         *,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             reduction=reduction,
@@ -4122,7 +4123,7 @@ class TverskyLoss(LossModule):
     - ``axis: int = -1``
     - ``batch: bool = False``
     - ``weight: Tensor | None = None``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.tversky` for the shapes, the gradient and the
     reference.
@@ -4143,7 +4144,7 @@ class TverskyLoss(LossModule):
         axis: int = -1,
         batch: bool = False,
         weight: Tensor | None = None,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             alpha=alpha,
@@ -4179,7 +4180,7 @@ class TweedieLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``power: float``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.tweedie` for the shapes, the gradient and the
     reference.
@@ -4192,7 +4193,7 @@ class TweedieLoss(LossModule):
         self,
         *,
         power: float,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             power=power,
