@@ -23,6 +23,7 @@ returning a consumed buffer.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
@@ -206,6 +207,16 @@ class CrossEntropyFunction(torch.autograd.Function):
         return (g * _upstream(grad_output, spec).to(g.dtype),) + unused
 
 
+def _signature_once(function: type[torch.autograd.Function]) -> None:
+    """``Function.apply`` of a ``setup_context`` Function asks ``inspect.signature`` for the
+    forward's on every call; computed once here and kept on the forward, that look-up is a
+    read (tens of microseconds a call, which tiny batches notice)."""
+    function.forward.__signature__ = inspect.signature(function.forward)  # type: ignore[attr-defined]
+
+
+_signature_once(CrossEntropyFunction)
+
+
 def _upstream(grad_output: torch.Tensor, spec: CrossEntropySpec) -> torch.Tensor:
     """The incoming gradient, broadcast against the logits' gradient."""
     return grad_output.unsqueeze(spec.axis) if spec.reduction == "none" else grad_output
@@ -370,6 +381,9 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         gw = None if gw is None else gw.to(w_dtype)
         gb = None if gb is None else gb.to(b_dtype)
         return gx, gw, gb, None, None, None
+
+
+_signature_once(LinearCrossEntropyFunction)
 
 
 def _prepare_sweep(input, weight, bias, target, spec):
