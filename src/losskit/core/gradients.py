@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec
 
-from .backend import Array
+from .backend import Array, device_scope
 
 __all__ = ["LossResult", "loss_function", "has_gradient", "value_and_grad", "grad"]
 
@@ -46,7 +46,8 @@ def loss_function(impl: Callable[P, LossResult]) -> Callable[P, Array]:
 
     @functools.wraps(impl)
     def public(*args: Any, **kwargs: Any) -> Array:
-        return impl(*args, wrt=frozenset(), **kwargs)[0]
+        with device_scope(args[0] if args else None):
+            return impl(*args, wrt=frozenset(), **kwargs)[0]
 
     public.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[p for p in signature.parameters.values() if p.name != "wrt"],
