@@ -70,7 +70,8 @@ def numpy_log_prob_sweep(
     inv_t = dtype.type(1.0 / spec.temperature)
     blocks = [(v0, min(v, v0 + vb)) for v0 in range(0, v, vb)]
     single = len(blocks) == 1
-    g_all, h_all = cotangents if cotangents is not None else (None, None)
+    deferred = callable(cotangents)  # (lo, hi, log_probs) -> (g, None), once per chunk
+    g_all, h_all = (None, None) if cotangents is None or deferred else cotangents
     grads = cotangents is not None and any(need)
     need_x, need_w, need_b = grads and need[0], grads and need[1], grads and need[2] and b is not None
     want_zbar = entropy or h_all is not None
@@ -152,8 +153,12 @@ def numpy_log_prob_sweep(
             reuse = single
         if not grads:
             continue
-        g = np.asarray(g_all[lo:hi], dtype=dtype)
-        h = None if h_all is None else np.asarray(h_all[lo:hi], dtype=dtype)
+        if deferred:
+            g, h = cotangents(lo, hi, lp[lo:hi])
+            g = np.asarray(g, dtype=dtype)
+        else:
+            g = np.asarray(g_all[lo:hi], dtype=dtype)
+            h = None if h_all is None else np.asarray(h_all[lo:hi], dtype=dtype)
         lse = lse_all[lo:hi]
         for j, (v0, v1) in enumerate(blocks):
             if reuse:

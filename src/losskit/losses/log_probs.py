@@ -93,6 +93,11 @@ def log_prob_sweep(
     ``safe_t`` the tokens with ignored ones replaced by 0.  ``entropy`` asks for the entropies.
     ``cotangents`` ``(g, h)`` (``h`` may be None) are the per-token upstream factors, 0 at
     ignored tokens; with them the gradients in ``need`` (hidden, weight, bias) are computed.
+    ``cotangents`` may instead be a function ``(lo, hi, log_probs) -> (g, None)`` called with
+    each chunk's rows ``lo:hi`` and their log-probs (not zeroed at ignored tokens) once the
+    chunk's statistics are known (``stats`` None, no entropy): the factors of a loss on whole
+    sequences, a chunk of whole sequences at a time, folded in while the chunk's logits are
+    still at hand (one vocabulary block: no recomputation).
     ``stats`` ``(lse, zbar)`` from an earlier sweep skip the statistics pass (the values are
     then not returned).
     """
@@ -102,7 +107,8 @@ def log_prob_sweep(
     inv_t = 1.0 / spec.temperature
     blocks = [(v0, min(v, v0 + vb)) for v0 in range(0, v, vb)]
     grads_wanted = cotangents is not None and any(need)
-    g_all, h_all = cotangents if cotangents is not None else (None, None)
+    deferred = callable(cotangents)
+    g_all, h_all = (None, None) if cotangents is None or deferred else cotangents
     # the softmax mean zbar is needed for the entropy and for its gradient
     want_zbar = entropy or h_all is not None
     out_lp, out_ent, out_lse, out_zbar, gxs = [], [], [], [], []
@@ -156,8 +162,11 @@ def log_prob_sweep(
             zbar = None if stats[1] is None else stats[1][lo:hi]
         if not grads_wanted:
             continue
-        gc = g_all[lo:hi]
-        hc = None if h_all is None else h_all[lo:hi]
+        if deferred:  # the factors of a chunk of whole sequences, from its log-probs
+            gc, hc = cotangents(lo, hi, out_lp[-1])
+        else:
+            gc = g_all[lo:hi]
+            hc = None if h_all is None else h_all[lo:hi]
         gx_c = None
         for j, (v0, v1) in enumerate(blocks):
             if kept is not None:

@@ -108,7 +108,8 @@ def torch_log_prob_sweep(
     inv_t = 1.0 / spec.temperature
     blocks = [(v0, min(v, v0 + vb)) for v0 in range(0, v, vb)]
     single = len(blocks) == 1
-    g_all, h_all = cotangents if cotangents is not None else (None, None)
+    deferred = callable(cotangents)  # (lo, hi, log_probs) -> (g, None), once per chunk
+    g_all, h_all = (None, None) if cotangents is None or deferred else cotangents
     grads = cotangents is not None and any(need)
     need_x, need_w = grads and need[0], grads and need[1]
     need_b = grads and need[2] and b is not None
@@ -191,8 +192,12 @@ def torch_log_prob_sweep(
             reuse = single
         if not grads:
             continue
-        g = g_all[lo:hi].to(dtype)
-        h = None if h_all is None else h_all[lo:hi].to(dtype)
+        if deferred:
+            g, h = cotangents(lo, hi, lp[lo:hi])
+            g = g.to(dtype)
+        else:
+            g = g_all[lo:hi].to(dtype)
+            h = None if h_all is None else h_all[lo:hi].to(dtype)
         lse = lse_all[lo:hi]
         for j, (v0, v1) in enumerate(blocks):
             if reuse:  # the buffer holds z - m (with the entropy) or e^(z - m); p = e^(z - m) / s
