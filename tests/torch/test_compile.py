@@ -139,3 +139,22 @@ def test_value_checks_still_run_in_eager_mode():
         lk.cross_entropy(x, torch.tensor([0, 5]))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         lk.binary_cross_entropy(torch.full((2,), 0.5), torch.tensor([0.0, 2.0]))
+
+
+@pytest.mark.parametrize("imports", ["import losskit as lk, torch", "import torch, losskit as lk"])
+def test_a_first_call_under_the_compiler_in_a_fresh_process(imports):
+    # torch.compile cannot follow an import: losskit's torch fast paths are loaded when torch
+    # is imported, before or after losskit
+    import subprocess
+    import sys
+
+    code = (
+        f"{imports}\n"
+        "x = torch.randn(4, 3, requires_grad=True); t = torch.randint(0, 3, (4,))\n"
+        "f = torch.compile(lambda a: lk.cross_entropy(a, t) + lk.mse(a, a.detach()), fullgraph=True, "
+        "backend='eager')\n"
+        "f(x).backward(); print(bool(torch.isfinite(x.grad).all()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "True"

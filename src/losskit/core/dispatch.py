@@ -77,7 +77,7 @@ def load_fast_paths(library: str) -> None:
         if lib == library:
             try:
                 fast_path(operation, lib)
-            except ImportError:
+            except (ImportError, AttributeError):  # e.g. its module is still being imported
                 pass
 
 
