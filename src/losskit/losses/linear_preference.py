@@ -13,12 +13,27 @@ log-probability gets the upstream factor
 
 .. math:: g_{kj} = \frac{\partial L}{\partial s_k}\, m_{kj}\ (/\, n_k),
 
-and :func:`~losskit.linear_log_probs_vjp` turns these into the gradients for the hidden states,
-the weight and the bias in one more chunked sweep (the logits recomputed block by block).
-torch tensors that autograd differentiates and JAX arrays under ``jax.grad`` take the same
-route through ``linear_log_probs``'s autograd Function / ``custom_vjp``;
-:func:`losskit.value_and_grad` (``argnums`` 0 hidden, 1 weight, and the bias's position) gives
-it for any array library.
+and the gradient of the chunk's logits is :math:`G = g([v = t] - p)/T`.
+
+The pair losses (DPO, SimPO, ORPO, CPO) and GRPO with ``reduction`` ``"mean"`` or ``"sum"``
+take one chunked sweep: a pair's loss depends on that pair alone, a GRPO token's on its own
+log-prob, and the mean's divisor (counted pairs; sequences, counted tokens or the constant of
+GRPO's ``loss_type``) is known before the sweep.  So each chunk of whole pairs (chosen row
+``k`` beside rejected row ``B + k``) or whole sequences computes its logits, its log-probs,
+its sequence values, its loss and :math:`\partial L/\partial s`, and folds :math:`G` into the
+gradients (:math:`GW`, :math:`G^\top x`, :math:`\sum G`) while the chunk's softmax is still in
+the buffer: three matrix products per chunk, as in Liger-Kernel's chunked losses.  A chunk
+holds whole pairs (sequences) up to ``chunk_size`` tokens, and at least one pair: ``2 L``
+tokens of logits.  On NumPy :func:`losskit.value_and_grad` takes this path; on torch an
+autograd Function does (eager calls whose hidden states or head require a gradient; its
+backward scales the saved gradients).
+
+Everything else takes the composition: ``reduction="none"``, KTO (its batch KL reference
+point and the per-completion losses need every sequence before any gradient), torch under
+``torch.compile``/``torch.export``/``torch.func`` or with a reference, mask or ``beta``
+that requires a gradient, and JAX.  There :func:`~losskit.linear_log_probs_vjp` (or
+``linear_log_probs``' autograd Function / ``custom_vjp``) turns the per-token factors into the
+gradients in a second chunked sweep that recomputes the logits block by block (four products).
 
 Layout, as in TRL and Liger-Kernel: ``hidden`` has shape ``(2B, L, D)`` for ``B`` pairs, the
 chosen completions in rows ``0 .. B-1`` and the rejected ones in rows ``B .. 2B-1``; ``tokens``
@@ -31,10 +46,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..core.backend import Array, Namespace, namespace, stop_gradient
+from ..core.backend import Array, Namespace, cast, library_name, namespace, stop_gradient
+from ..core.dispatch import run_fast_path
 from ..core.gradients import LossResult, loss_function, value_and_grad
+from ..core.log_prob_specs import LinearLogProbsArrays, LinearLogProbsOptions, LinearLogProbsSpec
 from ..core.validation import check_int
-from .log_probs import linear_log_probs, linear_log_probs_vjp
+from .log_probs import _prepare, linear_log_probs, linear_log_probs_vjp, run_sweep
 from .policy import grpo
 from .preference import cpo, dpo, kto, orpo, simpo
 
@@ -99,6 +116,207 @@ def _split_pairs(tokens: Array) -> int:
     return rows // 2
 
 
+def _whole_rows_spec(xp: Namespace, arrays: LinearLogProbsArrays, head: dict[str, Any], group: int):
+    """The sweep's spec with chunks of whole groups of ``group`` tokens: as many as the
+    ``chunk_size`` tokens hold ("auto": about 64 MiB of logits), at least one."""
+    temperature, ignore_index = head["temperature"], head["ignore_index"]
+    auto = LinearLogProbsSpec.of(
+        xp, LinearLogProbsOptions(temperature, ignore_index, False, head["chunk_size"]), arrays
+    )
+    per_chunk = max(1, auto.chunk // group) * group
+    options = LinearLogProbsOptions(temperature, ignore_index, False, per_chunk, auto.vocab_chunk)
+    return LinearLogProbsSpec.of(xp, options, arrays)
+
+
+def _single_pass_pairs(
+    xp: Namespace,
+    loss: Callable[..., Array],
+    hidden: Array,
+    weight: Array,
+    tokens: Array,
+    bias: Array | None,
+    extra: tuple[Array, ...],
+    head: dict[str, Any],
+    average: bool,
+    options: dict[str, Any],
+    need: tuple[bool, bool, bool],
+    lengths_option: str | None,
+) -> tuple[Array, Array | None, Array | None, Array | None]:
+    r"""The loss and its gradients for hidden, weight and bias in one chunked sweep over whole
+    pairs of sequences (``reduction`` ``"mean"`` or ``"sum"``).
+
+    A pair's loss depends on that pair's two sequence values only, and ``"mean"`` divides by
+    the number of counted pairs, known before the sweep.  So the rows are taken pair by pair
+    (chosen row ``k`` beside rejected row ``B + k``), and a chunk of whole pairs is handled at
+    once: its logits and log-softmax statistics, its per-token log-probs, its sequence values
+    :math:`s`, the loss of its pairs (``loss`` with ``reduction="sum"`` and the chunk's
+    ``where``) and :math:`\partial L/\partial s` (times :math:`1/\text{count}` for the mean),
+    whence each token's factor :math:`g_{kj} = \partial L/\partial s_k\, m_{kj}\,(/\,n_k)`;
+    then the gradient of the chunk's logits :math:`G = g([v = t] - p)/T` from the softmax still
+    in the buffer, and :math:`GW`, :math:`G^\top x`, :math:`\sum G` -- three matrix products per
+    chunk where the two-sweep path (``linear_log_probs`` then ``linear_log_probs_vjp``) needs
+    four.  A chunk holds as many pairs as the ``chunk_size`` tokens allow ("auto": about
+    64 MiB of logits), and at least one pair (``2 L`` tokens of logits, as Liger-Kernel's
+    chunked losses hold).
+    """
+    rows, length = tokens.shape
+    half = rows // 2
+    d = hidden.shape[-1]
+    # chosen k, rejected k, chosen k+1, ...: each pair's two rows side by side
+    pairs = xp.arange(half)
+    order = xp.reshape(xp.stack([pairs, pairs + half], axis=1), (rows,))
+    if half > 1:
+        hidden_pairs = xp.take(xp.reshape(hidden, (rows, length, d)), order, axis=0)
+        tokens_pairs = xp.take(tokens, order, axis=0)
+    else:
+        hidden_pairs, tokens_pairs = hidden, tokens
+    arrays = LinearLogProbsArrays(hidden_pairs, weight, tokens_pairs, bias)
+    spec = _whole_rows_spec(xp, arrays, head, 2 * length)  # whole pairs per chunk
+    out_dtype, dtype, x2, w, b, safe_t, valid = _prepare(xp, spec, arrays)
+    options = dict(options)
+    where = options.pop("where", None)
+    reduction = options.pop("reduction")
+    if where is None:
+        count = xp.asarray(float(half), dtype=dtype)
+    else:
+        count = xp.sum(xp.astype(where, dtype))
+    # "mean": 1/count, and 0 when no pair counts (the loss 0, no gradient)
+    zero, one = xp.zeros((), dtype=dtype), xp.ones((), dtype=dtype)
+    scale = one if reduction == "sum" else xp.where(count > 0, one / xp.where(count > 0, count, one), zero)
+    total: list[Array] = []
+
+    def cotangents(lo: int, hi: int, chunk_log_probs: Array) -> tuple[Array, None]:
+        r0, r1 = lo // length, hi // length
+        p0, p1 = r0 // 2, r1 // 2
+        kept = valid[lo:hi]
+        lp = xp.reshape(xp.where(kept, chunk_log_probs, zero), (r1 - r0, length))
+        counted = xp.sum(xp.astype(xp.reshape(kept, (r1 - r0, length)), dtype), axis=-1)
+        seq, d_seq = _sequences(xp, lp, counted, average)
+        chosen, rejected = seq[0::2], seq[1::2]
+        chunk_options = dict(options, reduction="sum")
+        if where is not None:
+            chunk_options["where"] = where[p0:p1]
+        if lengths_option is not None:
+            chunk_options[lengths_option] = xp.maximum(counted[0::2], xp.ones_like(counted[0::2]))
+        args = (cast(xp, chosen, out_dtype), cast(xp, rejected, out_dtype), *(e[p0:p1] for e in extra))
+        value, (g_chosen, g_rejected) = value_and_grad(loss, argnums=(0, 1))(*args, **chunk_options)
+        total.append(xp.astype(value, dtype))
+        row_grad = xp.reshape(xp.stack([g_chosen, g_rejected], axis=1), (r1 - r0,))
+        row_grad = xp.astype(row_grad, dtype) * d_seq * scale
+        g = xp.where(xp.reshape(kept, (r1 - r0, length)), xp.expand_dims(row_grad, axis=-1), zero)
+        return xp.reshape(g, (hi - lo,)), None
+
+    res = run_sweep(xp, x2, w, b, safe_t, spec, cotangents=cotangents, need=need)
+    value = total[0]
+    for part in total[1:]:
+        value = value + part
+    value = cast(xp, value * scale, out_dtype)
+    gx = gw = gb = None
+    if need[0]:
+        gx = xp.reshape(res.grad_hidden, (rows, length, d))
+        if half > 1:  # back to chosen rows then rejected rows
+            back = xp.concat([2 * pairs, 2 * pairs + 1])
+            gx = xp.take(gx, back, axis=0)
+        gx = cast(xp, xp.reshape(gx, tuple(hidden.shape)), hidden.dtype)
+    if need[1]:
+        gw = cast(xp, res.grad_weight, weight.dtype)
+    if need[2]:
+        gb = cast(xp, res.grad_bias, bias.dtype)
+    return value, gx, gw, gb
+
+
+def _single_pass_grpo(
+    xp: Namespace,
+    hidden: Array,
+    weight: Array,
+    tokens: Array,
+    bias: Array | None,
+    advantages: Array,
+    old_log_probs: Array | None,
+    head: dict[str, Any],
+    options: dict[str, Any],
+    need: tuple[bool, bool, bool],
+) -> tuple[Array, Array | None, Array | None, Array | None]:
+    r"""GRPO's loss and gradients in one chunked sweep over whole sequences (``reduction``
+    ``"mean"`` or ``"sum"``).
+
+    A token's loss depends on its own log-prob, its old and reference log-probs and its
+    advantage, and the normaliser of each ``loss_type`` is known before the sweep: ``"grpo"``
+    divides each sequence's mean by the number of sequences ``R``, ``"dapo"`` by the counted
+    tokens of the batch (or ``normalizer``), ``"dr_grpo"`` by ``R L`` (or ``normalizer``).  So
+    each chunk of whole rows evaluates :func:`~losskit.grpo` on its rows with the batch's
+    normaliser (``"grpo"``: the chunk's mean times ``R_c / R``), takes
+    :math:`\partial L/\partial \log p_t` from it, and folds the gradient in from the chunk's
+    softmax (three matrix products per chunk, as for the pair losses).
+    """
+    rows, length = tokens.shape
+    arrays = LinearLogProbsArrays(hidden, weight, tokens, bias)
+    spec = _whole_rows_spec(xp, arrays, head, length)  # whole sequences per chunk
+    out_dtype, dtype, x2, w, b, safe_t, valid = _prepare(xp, spec, arrays)
+    options = dict(options)
+    loss_type, reduction = options["loss_type"], options["reduction"]
+    if reduction == "mean" and options["normalizer"] is None:
+        if loss_type == "dapo":
+            total = xp.sum(xp.astype(valid, dtype))
+            options["normalizer"] = xp.maximum(total, xp.ones_like(total))
+        elif loss_type == "dr_grpo":
+            options["normalizer"] = float(rows * length)
+    ref = options.pop("ref_log_probs")
+    zero = xp.zeros((), dtype=dtype)
+    total_value: list[Array] = []
+
+    def cotangents(lo: int, hi: int, chunk_log_probs: Array) -> tuple[Array, None]:
+        r0, r1 = lo // length, hi // length
+        kept = xp.reshape(valid[lo:hi], (r1 - r0, length))
+        lp = xp.where(kept, xp.reshape(chunk_log_probs, (r1 - r0, length)), zero)
+        lp = cast(xp, lp, out_dtype)
+        old = lp if old_log_probs is None else old_log_probs[r0:r1, ...]
+        chunk_options = dict(options, where=kept, ref_log_probs=None if ref is None else ref[r0:r1, ...])
+        value, g = value_and_grad(grpo)(lp, old, advantages[r0:r1, ...], **chunk_options)
+        g = xp.astype(g, dtype)
+        if reduction == "mean" and loss_type == "grpo":  # the chunk's mean times R_c / R
+            value, g = value * ((r1 - r0) / rows), g * ((r1 - r0) / rows)
+        total_value.append(xp.astype(value, dtype))
+        return xp.reshape(xp.where(kept, g, zero), (hi - lo,)), None
+
+    res = run_sweep(xp, x2, w, b, safe_t, spec, cotangents=cotangents, need=need)
+    value = total_value[0]
+    for part in total_value[1:]:
+        value = value + part
+    gx = None if not need[0] else cast(xp, xp.reshape(res.grad_hidden, tuple(hidden.shape)), hidden.dtype)
+    gw = None if not need[1] else cast(xp, res.grad_weight, weight.dtype)
+    gb = None if not need[2] else cast(xp, res.grad_bias, bias.dtype)
+    return cast(xp, value, out_dtype), gx, gw, gb
+
+
+def _single_pass_applies(hidden: Array, tokens: Array, extra: tuple[Array, ...], options: dict) -> bool:
+    """Whether :func:`_single_pass_pairs` serves the call: a ``"mean"``/``"sum"`` reduction and
+    well-shaped arrays (anything else takes the composition, whose checks name the argument)."""
+    if options["reduction"] not in ("mean", "sum") or tokens.ndim != 2 or hidden.ndim != 3:
+        return False
+    rows = tokens.shape[0]
+    if rows < 2 or rows % 2 or tuple(hidden.shape[:-1]) != tuple(tokens.shape):
+        return False
+    where = options.get("where")
+    per_pair = (*extra, *(() if where is None else (where,)))
+    return all(tuple(getattr(a, "shape", ())) == (rows // 2,) for a in per_pair)
+
+
+def _grpo_single_pass_applies(hidden, tokens, advantages, old_log_probs, ref_log_probs, options) -> bool:
+    """Whether :func:`_single_pass_grpo` serves the call (else the composition, whose checks
+    name a bad argument)."""
+    if options["reduction"] not in ("mean", "sum") or options["loss_type"] not in ("grpo", "dapo", "dr_grpo"):
+        return False
+    if tokens.ndim != 2 or hidden.ndim != 3 or tuple(hidden.shape[:-1]) != tuple(tokens.shape):
+        return False
+    if options["loss_type"] == "grpo" and options["normalizer"] is not None:
+        return False
+    shape = tuple(tokens.shape)
+    if tuple(getattr(advantages, "shape", ())) not in (shape, shape[:1]) or shape[0] == 0:
+        return False
+    return all(a is None or tuple(getattr(a, "shape", ())) == shape for a in (old_log_probs, ref_log_probs))
+
+
 def _pairwise(
     loss: Callable[..., Array],
     hidden: Array,
@@ -115,6 +333,25 @@ def _pairwise(
 ) -> LossResult:
     """A pairwise loss ``loss(chosen, rejected, *extra, **options)`` on the sequence values of the
     ``2B`` rows of a head's log-probs."""
+    if _single_pass_applies(hidden, tokens, extra, options):
+        xp = namespace(hidden=hidden, weight=weight, tokens=tokens, bias=bias)
+
+        def single_pass(need: tuple[bool, bool, bool], h: Array, w: Array, b: Array | None):
+            return _single_pass_pairs(
+                xp, loss, h, w, tokens, b, extra, head, average, options, need, lengths_option
+            )
+
+        library = library_name(hidden)
+        if not wrt:  # torch tensors that autograd differentiates: one sweep in a Function
+            others = (tokens, *extra, *options.values())  # a learnable beta stays with autograd
+            result = run_fast_path("linear_preference", library, single_pass, hidden, weight, bias, others)
+            if result is not None:
+                return result, {}
+        elif library == "numpy":
+            need = (0 in wrt, 1 in wrt, bias is not None and bias_argnum in wrt)
+            value, gx, gw, gb = single_pass(need, hidden, weight, bias)
+            grads = {n: g for n, g in ((0, gx), (1, gw), (bias_argnum, gb)) if g is not None}
+            return value, grads
     xp, log_probs, valid, counted = _head(hidden, weight, tokens, bias, head)
     half = _split_pairs(tokens)
     seq, d_seq = _sequences(xp, log_probs, counted, average)
@@ -352,8 +589,6 @@ def linear_grpo(
     Gradients: ``argnums`` 0 (hidden), 1 (weight), 5 (bias).
     """
     head = _head_options(temperature, ignore_index, chunk_size)
-    xp, log_probs, valid, _ = _head(hidden, weight, tokens, bias, head)
-    old = stop_gradient(log_probs) if old_log_probs is None else old_log_probs
     options = dict(
         ref_log_probs=ref_log_probs,
         beta=beta,
@@ -362,8 +597,26 @@ def linear_grpo(
         loss_type=loss_type,
         normalizer=normalizer,
         reduction=reduction,
-        where=valid,
     )
+    if _grpo_single_pass_applies(hidden, tokens, advantages, old_log_probs, ref_log_probs, options):
+        xp = namespace(hidden=hidden, weight=weight, tokens=tokens, bias=bias)
+
+        def single_pass(need: tuple[bool, bool, bool], h: Array, w: Array, b: Array | None):
+            return _single_pass_grpo(xp, h, w, tokens, b, advantages, old_log_probs, head, options, need)
+
+        library = library_name(hidden)
+        if not wrt:
+            others = (tokens, advantages, old_log_probs, *options.values())
+            result = run_fast_path("linear_preference", library, single_pass, hidden, weight, bias, others)
+            if result is not None:
+                return result, {}
+        elif library == "numpy":
+            need = (0 in wrt, 1 in wrt, bias is not None and 5 in wrt)
+            value, gx, gw, gb = single_pass(need, hidden, weight, bias)
+            return value, {n: g for n, g in ((0, gx), (1, gw), (5, gb)) if g is not None}
+    xp, log_probs, valid, _ = _head(hidden, weight, tokens, bias, head)
+    old = stop_gradient(log_probs) if old_log_probs is None else old_log_probs
+    options["where"] = valid
     if not wrt:
         return grpo(log_probs, old, advantages, **options), {}
     value, token_grad = value_and_grad(grpo)(log_probs, old, advantages, **options)
