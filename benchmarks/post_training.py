@@ -334,7 +334,7 @@ def _dpo_naive(inputs):
     return _torch_rows(state, loss, (x, w)), state
 
 
-@register("dpo", "losskit linear_dpo on torch (reference: linear_log_probs, no grad)")
+@register("dpo", "losskit linear_dpo on torch (one sweep; reference: linear_log_probs, no grad)")
 def _dpo_losskit_torch(inputs):
     torch = _torch()
     import losskit as lk
@@ -349,6 +349,27 @@ def _dpo_losskit_torch(inputs):
         with torch.no_grad():
             ref = lk.linear_log_probs(xr, wr, t).sum(-1)
         return lk.linear_dpo(x, w, t, ref[:half], ref[half:], beta=DPO_BETA)
+
+    return _torch_rows(state, loss, (x, w)), state
+
+
+@register("dpo", "losskit torch composition: linear_log_probs -> sums -> dpo (two sweeps)")
+def _dpo_losskit_torch_composed(inputs):
+    torch = _torch()
+    import losskit as lk
+    import losskit.torch as lkt
+
+    x, w = (torch.from_numpy(inputs[k]).requires_grad_() for k in ("x", "w"))
+    xr, wr = (torch.from_numpy(inputs[k]) for k in ("xr", "wr"))
+    t = torch.from_numpy(inputs["t"])
+    half = t.shape[0] // 2
+    state: dict = {}
+
+    def loss():
+        with torch.no_grad():
+            ref = lk.linear_log_probs(xr, wr, t).sum(-1)
+        policy = lkt.linear_log_probs(x, w, t).sum(-1)  # the backward recomputes the logits
+        return lk.dpo(policy[:half], policy[half:], ref[:half], ref[half:], beta=DPO_BETA)
 
     return _torch_rows(state, loss, (x, w)), state
 
