@@ -128,7 +128,7 @@ def ignore_float_errors(x: Array, **kinds: str) -> contextlib.AbstractContextMan
 def device_scope(x: object) -> contextlib.AbstractContextManager[Any]:
     """A context in which arrays that the losses create without naming a device (an
     ``arange`` of class indices, a mask) land on ``x``'s device, for a library that can scope
-    it (torch tensors on the meta device: their ``"device_scope"`` fast path); a no-op
+    it (torch tensors off the CPU -- meta, CUDA: their ``"device_scope"`` fast path); a no-op
     otherwise."""
     scope = fast_path("device_scope", library_name(x))
     return contextlib.nullcontext() if scope is None else scope(x)

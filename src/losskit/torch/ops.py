@@ -61,10 +61,11 @@ def is_concrete(x: torch.Tensor) -> bool:
 
 
 def device_scope(x: Any) -> contextlib.AbstractContextManager[Any]:
-    """The ``("device_scope", "torch")`` fast path: for a meta tensor, torch's default-device
-    context on ``meta``, so that the tensors a loss creates without naming a device (class
-    indices, masks) are meta too and the loss gives a meta result; a no-op otherwise (in
-    eager mode on real tensors, and while a graph is traced)."""
-    if isinstance(x, torch.Tensor) and x.device.type == "meta" and not is_tracing():
-        return torch.device("meta")
+    """The ``("device_scope", "torch")`` fast path: for a tensor off the CPU (meta, CUDA, ...),
+    torch's default-device context on that tensor's device, so that the tensors a loss creates
+    without naming a device (class indices, masks, constants) land beside its inputs -- a meta
+    input gives a meta result, a CUDA input no cross-device error; a no-op on CPU tensors
+    (torch's default device already) and while a graph is traced."""
+    if isinstance(x, torch.Tensor) and x.device.type != "cpu" and not is_tracing():
+        return x.device
     return contextlib.nullcontext()
