@@ -311,3 +311,15 @@ def test_torch_learnable_beta_keeps_its_gradient(rng):
     np.testing.assert_allclose(value.item(), expected, rtol=1e-12)
     np.testing.assert_allclose(g_h.numpy(), e_h, rtol=1e-10, atol=1e-14)
     assert g_beta.item() != 0.0
+
+
+def test_float64_reference_promotes_the_value_as_the_composition_does(rng):
+    hidden, weight, bias, tokens, ref = _batch(rng)
+    x32, w32 = hidden.astype(np.float32), weight.astype(np.float32)
+    value, _ = lk.value_and_grad(lk.linear_dpo, argnums=0)(x32, w32, tokens, *ref)
+    forward_only = lk.linear_dpo(x32, w32, tokens, *ref)  # the composition (no gradient asked)
+    assert value.dtype == forward_only.dtype == np.float64
+    np.testing.assert_allclose(value, forward_only, rtol=1e-6)
+    h = torch.tensor(x32, requires_grad=True)
+    value = lk.linear_dpo(h, torch.from_numpy(w32), torch.from_numpy(tokens), *map(torch.from_numpy, ref))
+    assert type(value.grad_fn).__name__ == "SinglePassFunctionBackward" and value.dtype == torch.float64

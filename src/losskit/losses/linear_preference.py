@@ -200,7 +200,7 @@ def _single_pass_pairs(
             chunk_options[lengths_option] = xp.maximum(counted[0::2], xp.ones_like(counted[0::2]))
         args = (cast(xp, chosen, out_dtype), cast(xp, rejected, out_dtype), *(e[p0:p1] for e in extra))
         value, (g_chosen, g_rejected) = value_and_grad(loss, argnums=(0, 1))(*args, **chunk_options)
-        total.append(xp.astype(value, dtype))
+        total.append(value)  # the loss's own dtype (a float64 reference promotes it)
         row_grad = xp.reshape(xp.stack([g_chosen, g_rejected], axis=1), (r1 - r0,))
         row_grad = xp.astype(row_grad, dtype) * d_seq * scale
         g = xp.where(xp.reshape(kept, (r1 - r0, length)), xp.expand_dims(row_grad, axis=-1), zero)
@@ -210,7 +210,7 @@ def _single_pass_pairs(
     value = total[0]
     for part in total[1:]:
         value = value + part
-    value = cast(xp, value * scale, out_dtype)
+    value = value * xp.astype(scale, value.dtype)
     gx = gw = gb = None
     if need[0]:
         gx = xp.reshape(res.grad_hidden, (rows, length, d))
@@ -276,7 +276,7 @@ def _single_pass_grpo(
         g = xp.astype(g, dtype)
         if reduction == "mean" and loss_type == "grpo":  # the chunk's mean times R_c / R
             value, g = value * ((r1 - r0) / rows), g * ((r1 - r0) / rows)
-        total_value.append(xp.astype(value, dtype))
+        total_value.append(value)
         return xp.reshape(xp.where(kept, g, zero), (hi - lo,)), None
 
     res = run_sweep(xp, x2, w, b, safe_t, spec, cotangents=cotangents, need=need)
@@ -286,7 +286,7 @@ def _single_pass_grpo(
     gx = None if not need[0] else cast(xp, xp.reshape(res.grad_hidden, tuple(hidden.shape)), hidden.dtype)
     gw = None if not need[1] else cast(xp, res.grad_weight, weight.dtype)
     gb = None if not need[2] else cast(xp, res.grad_bias, bias.dtype)
-    return cast(xp, value, out_dtype), gx, gw, gb
+    return value, gx, gw, gb
 
 
 def _single_pass_applies(hidden: Array, tokens: Array, extra: tuple[Array, ...], options: dict) -> bool:
