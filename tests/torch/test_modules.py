@@ -39,8 +39,22 @@ def test_linear_cross_entropy_module_trains():
         first = loss.item() if first is None else first
     assert loss.item() < 0.6 * first
     assert head.logits(x).shape == (64, 16)
-    with pytest.raises(ValueError, match=r"weight must have shape \(16, 8\)"):
-        lt.LinearCrossEntropyLoss(8, 16, weight=torch.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"class weights of shape \(16,\).*module.linear.weight ="):
+        lt.LinearCrossEntropyLoss(8, 16, weight=torch.zeros(16, 8))
+    with pytest.raises(ValueError, match=r"as in torch.nn.LinearCrossEntropyLoss; got shape \(3,\)"):
+        lt.LinearCrossEntropyLoss(8, 16, weight=torch.zeros(3))
+
+
+def test_linear_cross_entropy_module_ties_its_weight_as_torch_does():
+    torch.manual_seed(0)
+    embedding = torch.nn.Embedding(16, 8)
+    head = lt.LinearCrossEntropyLoss(8, 16)
+    head.linear.weight = embedding.weight
+    x, t = torch.randn(5, 8), torch.randint(0, 16, (5,))
+    head(x, t).backward()
+    want = torch.nn.functional.cross_entropy(x @ embedding.weight.detach().T, t)
+    torch.testing.assert_close(head(x, t), want)
+    assert embedding.weight.grad is not None and embedding.weight.grad.abs().sum() > 0
 
 
 def test_module_names_follow_pytorch():

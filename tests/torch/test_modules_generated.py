@@ -90,6 +90,8 @@ def _default_instance(cls):
 
 
 def _options(module):
+    if isinstance(module, lkt.LinearCrossEntropyLoss):
+        return module.extra_repr()
     opts = module.options() if callable(module.options) else dict(module.options)
     return {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in opts.items()}
 

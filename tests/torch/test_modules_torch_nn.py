@@ -332,13 +332,78 @@ MIRRORS = [
 
 
 def test_every_mirrored_torch_nn_loss_is_covered():
-    """The mirrored list here is every losskit.torch module that has a torch.nn namesake (the
-    chunked linear head, whose constructor owns parameters, is tested on its own)."""
+    """The mirrored list here is every losskit.torch module that has a torch.nn namesake; the
+    chunked linear head, whose constructor owns parameters, is compared by
+    test_linear_cross_entropy_loss_is_torchs below."""
     mirrored = {
         name for name in lkt.__all__ if name.endswith("Loss") and isinstance(getattr(nn, name, None), type)
     }
-    assert mirrored - {"LinearCrossEntropyLoss"} == {m.name for m in MIRRORS}
+    assert mirrored == {m.name for m in MIRRORS} | {"LinearCrossEntropyLoss"}
     assert len(MIRRORS) == 21
+
+
+def test_linear_cross_entropy_loss_has_torchs_constructor():
+    """torch.nn.LinearCrossEntropyLoss's parameters, in order, with its defaults; losskit's
+    options follow, keyword only."""
+    ours = list(inspect.signature(lkt.LinearCrossEntropyLoss.__init__).parameters.values())
+    theirs = list(inspect.signature(nn.LinearCrossEntropyLoss.__init__).parameters.values())
+    assert [(p.name, p.kind, p.default) for p in ours[: len(theirs)]] == [
+        (p.name, p.kind, p.default) for p in theirs
+    ]
+    assert all(p.kind is p.KEYWORD_ONLY for p in ours[len(theirs) :])
+
+
+LINEAR_CE_BUILDS = [
+    ("positional", {}),
+    ("bias", {"bias": True}),
+    ("class weight", {"weight": rand(7, seed=5) + 0.5, "bias": True}),
+    ("ignore_index", {"ignore_index": 2}),
+    ("label_smoothing", {"label_smoothing": 0.2, "bias": True}),
+    (
+        "weight, ignore_index, smoothing",
+        {"weight": rand(7, seed=6) + 0.1, "ignore_index": 0, "label_smoothing": 0.1},
+    ),
+    ("out_features", {"out_features": (3, 2), "bias": True}),
+    ("out_features, weight", {"out_features": (4,), "weight": rand(7, seed=7) + 0.5, "ignore_index": 1}),
+]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("probabilities", [False, True], ids=["indices", "probabilities"])
+@pytest.mark.parametrize("kwargs", [k for _, k in LINEAR_CE_BUILDS], ids=[n for n, _ in LINEAR_CE_BUILDS])
+def test_linear_cross_entropy_loss_is_torchs(kwargs, probabilities, reduction):
+    """Built as torch.nn.LinearCrossEntropyLoss's documentation builds it, with torch's module's
+    parameters loaded: the same state_dict keys, value and gradients (input, linear.weight,
+    linear.bias) in float64."""
+    if probabilities and "ignore_index" in kwargs:
+        pytest.skip("ignore_index applies to class indices only")
+    in_features, num_classes, n = 5, 7, 6
+    torch.manual_seed(0)
+    nn_mod = nn.LinearCrossEntropyLoss(in_features, num_classes, dtype=torch.float64, reduction=reduction,
+                                       **kwargs)  # fmt: skip
+    lk_mod = lkt.LinearCrossEntropyLoss(in_features, num_classes, dtype=torch.float64, reduction=reduction,
+                                        **kwargs)  # fmt: skip
+    assert list(lk_mod.state_dict()) == list(nn_mod.state_dict())
+    lk_mod.load_state_dict(nn_mod.state_dict())
+    extra = tuple(kwargs.get("out_features", ()))
+    if probabilities:
+        target = randn(n, num_classes, *extra, seed=2).softmax(1)
+    else:
+        target = torch.randint(0, num_classes, (n, *extra), generator=_g(3))
+        if "ignore_index" in kwargs:
+            target.view(-1)[::3] = kwargs["ignore_index"]
+    results = []
+    for module in (nn_mod, lk_mod):
+        x = randn(n, in_features, seed=1).requires_grad_()
+        value = module(x, target)
+        (value * randn(*value.shape, seed=4)).sum().backward()
+        grads = [x.grad] + [p.grad for p in module.linear.parameters()]
+        results.append((value.detach(), grads))
+    (want, want_grads), (got, got_grads) = results
+    torch.testing.assert_close(got, want, rtol=RTOL, atol=ATOL)
+    assert len(got_grads) == len(want_grads) == 2 + ("bias" in kwargs)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, rtol=RTOL, atol=ATOL)
 
 
 def _construct(cls, args, kwargs, reduction):

@@ -274,5 +274,5 @@ def test_the_module_takes_the_new_names():
     torch.manual_seed(0)
     module = lt.LinearCrossEntropyLoss(4, 6, bias=True).double()
     x, _, _, t, _ = _lce_data()
-    want = F.linear_cross_entropy(x, module.weight, t, linear_bias=module.bias)
+    want = F.linear_cross_entropy(x, module.linear.weight, t, linear_bias=module.linear.bias)
     torch.testing.assert_close(module(x, t), want)

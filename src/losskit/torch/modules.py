@@ -30,15 +30,15 @@ gets a class built on first request by :func:`modules_by_loss`.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..core.catalog import catalog
-from ..core.specs import LinearCrossEntropyOptions, options_from, with_options
+from ..core.specs import LinearCrossEntropyOptions
 from . import functional
 from .loss_modules import *  # noqa: F403  (the generated classes)
 from .loss_modules import LOSS_MODULES
@@ -56,62 +56,139 @@ __all__ = [
 ]
 
 
-@with_options(LinearCrossEntropyOptions)
 class LinearCrossEntropyLoss(nn.Module):
     """Chunked linear + cross-entropy (:func:`losskit.torch.linear_cross_entropy`) as a module
-    that owns the output layer, like ``nn.Linear`` followed by ``nn.CrossEntropyLoss`` without
-    the N x V logits.
+    that owns the output layer: a drop-in for ``torch.nn.LinearCrossEntropyLoss`` (PyTorch
+    2.13), ``nn.Linear`` followed by ``nn.CrossEntropyLoss`` without the N x V logits.
 
     Args:
       in_features: D, the hidden size.
-      num_classes: V, the vocabulary size.
+      num_classes: C, the number of classes (the vocabulary size).
+      out_features: ``(d1, ..., dK)`` for K-dimensional logits ``(N, C, d1, ..., dK)``; the
+        layer then has ``C * prod(out_features)`` outputs (default ``()``).
       bias: whether the layer has a bias (default False, as in most language-model heads).
-      weight: optional existing ``(V, D)`` parameter to use (e.g. tied to the embedding).
-      device, dtype: for the new parameters.
-      **options: the keyword options of :func:`losskit.linear_cross_entropy` (``ignore_index``,
-        ``label_smoothing``, ``z_loss``, ``softcap``, ``reduction``, ``chunk_size``), checked
-        here; ``forward`` may override them by keyword.
+      device, dtype: for the layer's parameters.
+      reduction: ``"mean"`` (default; the weighted mean), ``"sum"`` or ``"none"``.
+      weight: optional class weights of shape ``(C,)``, kept as a buffer (as in PyTorch).
+      ignore_index: target value that does not count; ``None`` (default) means -100 for class
+        indices.
+      label_smoothing: :math:`\\varepsilon` in [0, 1].
+      options: PyTorch's ``torch.nn.LinearCrossEntropyOptions`` or ``None``; losskit always
+        chunks, and its ``batch_chunk_size`` sets ``chunk_size``.
+      z_loss, softcap, chunk_size: losskit's options (keyword only; see
+        :func:`losskit.linear_cross_entropy`).
 
-    ``forward(input, target)`` returns the loss; ``logits(input)`` the plain logits.
+    The layer is ``self.linear``, an ``nn.Linear(in_features, C * prod(out_features))``, so the
+    ``state_dict`` keys are PyTorch's (``linear.weight``, ``linear.bias``, ``weight``).  Tie it
+    to an embedding as in PyTorch: ``module.linear.weight = embedding.weight``.
+
+    ``forward(input, target)`` returns the loss; ``logits(input)`` the plain logits
+    ``(..., C, *out_features)``.
     """
 
     def __init__(
         self,
         in_features: int,
         num_classes: int,
-        bias: bool = False,
         *,
-        weight: torch.Tensor | None = None,
+        out_features: tuple[int, ...] = (),
+        bias: bool = False,
         device: Any = None,
         dtype: Any = None,
-        **options: Any,
+        reduction: str = "mean",
+        weight: torch.Tensor | None = None,
+        ignore_index: int | None = None,
+        label_smoothing: float = 0.0,
+        options: Any = None,
+        z_loss: float = 0.0,
+        softcap: float | None = None,
+        chunk_size: int | str = "auto",
     ) -> None:
         super().__init__()
-        if weight is None:
-            linear = nn.Linear(in_features, num_classes, bias=bias, device=device, dtype=dtype)
-            self.weight = linear.weight
-            self.bias = linear.bias
-        else:
-            if tuple(weight.shape) != (num_classes, in_features):
-                raise ValueError(
-                    f"weight must have shape ({num_classes}, {in_features}); got {tuple(weight.shape)}"
-                )
-            self.weight = weight if isinstance(weight, nn.Parameter) else nn.Parameter(weight)
-            zeros = torch.zeros(num_classes, device=device, dtype=weight.dtype)
-            self.bias = nn.Parameter(zeros) if bias else None
-        self.in_features, self.num_classes = in_features, num_classes
-        chosen = options_from(LinearCrossEntropyOptions, options, type(self).__name__)
-        self.options = dataclasses.asdict(chosen)
+        if weight is not None and tuple(weight.shape) != (num_classes,):
+            hint = (
+                " A (num_classes, in_features) weight is the output layer's: tie it with "
+                "module.linear.weight = embedding.weight"
+                if weight.ndim == 2
+                else ""
+            )
+            raise ValueError(
+                f"weight holds class weights of shape ({num_classes},), as in "
+                f"torch.nn.LinearCrossEntropyLoss; got shape {tuple(weight.shape)}.{hint}"
+            )
+        # checked now (the names and ranges of the options), as the functions check them
+        LinearCrossEntropyOptions(
+            -100 if ignore_index is None else ignore_index, label_smoothing, z_loss, softcap, reduction,
+            chunk_size,
+        )  # fmt: skip
+        self.num_classes = num_classes
+        self.out_features = tuple(out_features)
+        self.reduction = reduction
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+        self.options = options
+        self.z_loss, self.softcap, self.chunk_size = z_loss, softcap, chunk_size
+        self.register_buffer("weight", weight)
+        outputs = math.prod(self.out_features, start=num_classes)
+        self.linear = nn.Linear(in_features, outputs, bias=bias, device=device, dtype=dtype)
 
-    def forward(self, input: torch.Tensor, target: torch.Tensor, **overrides: Any) -> torch.Tensor:
-        opts = {**self.options, **overrides}
-        return functional.linear_cross_entropy(input, self.weight, target, linear_bias=self.bias, **opts)
+    @property
+    def in_features(self) -> int:
+        return self.linear.in_features
+
+    def _losskit_options(self) -> dict[str, Any]:
+        return {"z_loss": self.z_loss, "softcap": self.softcap, "chunk_size": self.chunk_size}
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.out_features:
+            # K-dimensional logits: PyTorch itself computes them and takes cross_entropy on them
+            if input.ndim < 2:
+                raise ValueError(
+                    f"input must be batched (N, {self.in_features}) when out_features is given; got "
+                    f"shape {tuple(input.shape)}"
+                )
+            logits = self.logits(input)
+            if self.softcap is not None:
+                logits = self.softcap * torch.tanh(logits / self.softcap)
+            index = {} if target.is_floating_point() else {"ignore_index": self.ignore_index}
+            if index.get("ignore_index", 0) is None:
+                index["ignore_index"] = -100
+            return functional.cross_entropy(
+                logits,
+                target,
+                self.weight,
+                axis=input.ndim - 1,
+                **index,
+                label_smoothing=self.label_smoothing,
+                z_loss=self.z_loss,
+                reduction=self.reduction,
+            )
+        return functional.linear_cross_entropy(
+            input,
+            self.linear.weight,
+            target,
+            linear_bias=self.linear.bias,
+            weight=self.weight,
+            reduction=self.reduction,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            options=self.options,
+            **self._losskit_options(),
+        )
 
     def logits(self, input: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(input, self.weight, self.bias)
+        """The plain logits ``input.shape[:-1] + (C, *out_features)``."""
+        logits = nn.functional.linear(input, self.linear.weight, self.linear.bias)
+        return logits.reshape(*input.shape[:-1], self.num_classes, *self.out_features)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, num_classes={self.num_classes}, bias={self.bias is not None}"
+        return (
+            f"in_features={self.in_features}, num_classes={self.num_classes}, "
+            f"out_features={self.out_features}, bias={self.linear.bias is not None}, "
+            f"reduction={self.reduction}, ignore_index={self.ignore_index}, "
+            f"label_smoothing={self.label_smoothing}, options={self.options}, z_loss={self.z_loss}, "
+            f"softcap={self.softcap}, chunk_size={self.chunk_size!r}"
+        )
 
 
 # catalog name -> class built at run time for a loss the generated file does not have
