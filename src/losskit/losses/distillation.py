@@ -35,6 +35,7 @@ from ..core.catalog import catalogued
 from ..core.dispatch import dispatch, run_fast_path
 from ..core.gradients import LossResult, loss_function
 from ..core.log_prob_specs import LinearDistillationArrays, LinearDistillationOptions, LinearDistillationSpec
+from ..core.reduction import Reduction
 
 __all__ = ["linear_distillation", "distillation_sweep"]
 
@@ -158,7 +159,7 @@ def linear_distillation(
     divergence: str = "forward_kl",
     beta: float = 0.5,
     temperature: float = 1.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     chunk_size: int | str = "auto",
     wrt: frozenset[int] = frozenset(),

@@ -50,6 +50,7 @@ from ..core.backend import Array, Namespace, cast, library_name, namespace, stop
 from ..core.dispatch import run_fast_path
 from ..core.gradients import LossResult, loss_function, value_and_grad
 from ..core.log_prob_specs import LinearLogProbsArrays, LinearLogProbsOptions, LinearLogProbsSpec
+from ..core.reduction import Reduction
 from ..core.validation import check_int
 from .log_probs import _prepare, linear_log_probs, linear_log_probs_vjp, run_sweep
 from .policy import grpo
@@ -386,7 +387,7 @@ def linear_dpo(
     temperature: float = 1.0,
     ignore_index: int = -100,
     chunk_size: int | str = "auto",
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -431,7 +432,7 @@ def linear_simpo(
     temperature: float = 1.0,
     ignore_index: int = -100,
     chunk_size: int | str = "auto",
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -456,7 +457,7 @@ def linear_orpo(
     temperature: float = 1.0,
     ignore_index: int = -100,
     chunk_size: int | str = "auto",
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -483,7 +484,7 @@ def linear_cpo(
     temperature: float = 1.0,
     ignore_index: int = -100,
     chunk_size: int | str = "auto",
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -515,7 +516,7 @@ def linear_kto(
     temperature: float = 1.0,
     ignore_index: int = -100,
     chunk_size: int | str = "auto",
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -570,7 +571,7 @@ def linear_grpo(
     temperature: float = 1.0,
     ignore_index: int = -100,
     chunk_size: int | str = "auto",
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
     r""":func:`~losskit.grpo` of the policy head's per-token log-probabilities, from hidden

@@ -17,6 +17,7 @@ from __future__ import annotations
 from ..core.backend import Array, cast, compute_dtype, finish, namespace
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
+from ..core.reduction import Reduction
 from ..core.validation import (
     check_float_array,
     check_hyperparameter,
@@ -68,7 +69,7 @@ def grpo(
     epsilon_high: float | None = None,
     loss_type: str = "grpo",
     normalizer: float | Array | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

@@ -34,7 +34,7 @@ from ..core import numerics
 from ..core.backend import Array, cast, compute_dtype, finish, is_integer, namespace, stop_gradient
 from ..core.catalog import catalogued
 from ..core.gradients import LossResult, loss_function
-from ..core.reduction import make_reducer
+from ..core.reduction import Reduction, make_reducer
 from ..core.validation import (
     any_true,
     check_float_array,
@@ -119,7 +119,7 @@ def dpo(
     beta: float | Array = 0.1,
     loss_type: str = "sigmoid",
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -219,7 +219,7 @@ def simpo(
     label_smoothing: float = 0.0,
     chosen_lengths: Array | None = None,
     rejected_lengths: Array | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -300,7 +300,7 @@ def orpo(
     policy_rejected_logps: Array,
     *,
     beta: float | Array = 0.1,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -368,7 +368,7 @@ def cpo(
     alpha: float | Array = 1.0,
     label_smoothing: float = 0.0,
     chosen_lengths: Array | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:
@@ -436,7 +436,7 @@ def kto(
     beta: float | Array = 0.1,
     desirable_weight: float | Array = 1.0,
     undesirable_weight: float | Array = 1.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     where: Array | None = None,
     wrt: frozenset[int] = frozenset(),
 ) -> LossResult:

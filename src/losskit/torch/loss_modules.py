@@ -784,7 +784,7 @@ class CpoLoss(LossModule):
     - ``beta: float | Tensor = 0.1``
     - ``alpha: float | Tensor = 1.0``
     - ``label_smoothing: float = 0.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.cpo` for the shapes, the gradient and the
     reference.
@@ -799,7 +799,7 @@ class CpoLoss(LossModule):
         beta: float | Tensor = 0.1,
         alpha: float | Tensor = 1.0,
         label_smoothing: float = 0.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             beta=beta,
@@ -1052,7 +1052,7 @@ class DpoLoss(LossModule):
     - ``beta: float | Tensor = 0.1``
     - ``loss_type: str = "sigmoid"``
     - ``label_smoothing: float = 0.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.dpo` for the shapes, the gradient and the
     reference.
@@ -1067,7 +1067,7 @@ class DpoLoss(LossModule):
         beta: float | Tensor = 0.1,
         loss_type: str = "sigmoid",
         label_smoothing: float = 0.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             beta=beta,
@@ -1436,7 +1436,7 @@ class GrpoLoss(LossModule):
     - ``epsilon_low: float = 0.2``
     - ``epsilon_high: float | None = None``
     - ``loss_type: str = "grpo"``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.grpo` for the shapes, the gradient and the
     reference.
@@ -1452,7 +1452,7 @@ class GrpoLoss(LossModule):
         epsilon_low: float = 0.2,
         epsilon_high: float | None = None,
         loss_type: str = "grpo",
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             beta=beta,
@@ -1858,7 +1858,7 @@ class KtoLoss(LossModule):
     - ``beta: float | Tensor = 0.1``
     - ``desirable_weight: float | Tensor = 1.0``
     - ``undesirable_weight: float | Tensor = 1.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.kto` for the shapes, the gradient and the
     reference.
@@ -1873,7 +1873,7 @@ class KtoLoss(LossModule):
         beta: float | Tensor = 0.1,
         desirable_weight: float | Tensor = 1.0,
         undesirable_weight: float | Tensor = 1.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             beta=beta,
@@ -2085,7 +2085,7 @@ class LinearDistillationLoss(LossModule):
     - ``divergence: str = "forward_kl"``
     - ``beta: float = 0.5``
     - ``temperature: float = 1.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
     - ``chunk_size: int | str = "auto"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.linear_distillation` for the shapes, the gradient
@@ -2101,7 +2101,7 @@ class LinearDistillationLoss(LossModule):
         divergence: str = "forward_kl",
         beta: float = 0.5,
         temperature: float = 1.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
         chunk_size: int | str = "auto",
     ) -> None:
         super().__init__(
@@ -2992,7 +2992,7 @@ class OrpoLoss(LossModule):
     Constructor arguments (defaults):
 
     - ``beta: float | Tensor = 0.1``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.orpo` for the shapes, the gradient and the
     reference.
@@ -3005,7 +3005,7 @@ class OrpoLoss(LossModule):
         self,
         *,
         beta: float | Tensor = 0.1,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             beta=beta,
@@ -3395,7 +3395,7 @@ class SimpoLoss(LossModule):
     - ``beta: float | Tensor = 2.0``
     - ``gamma: float | Tensor = 1.0``
     - ``label_smoothing: float = 0.0``
-    - ``reduction: str = "mean"``
+    - ``reduction: Reduction = "mean"``
 
     Equivalent: none in PyTorch.  See :func:`losskit.simpo` for the shapes, the gradient and the
     reference.
@@ -3410,7 +3410,7 @@ class SimpoLoss(LossModule):
         beta: float | Tensor = 2.0,
         gamma: float | Tensor = 1.0,
         label_smoothing: float = 0.0,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(
             beta=beta,
