@@ -32,10 +32,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.log_prob_specs import LinearLogProbsSpec
+from .blas import gemm_add
 
 __all__ = ["log_prob_sweep_fast_path", "numpy_log_prob_sweep"]
 
-# the weight gradient is accumulated through a temporary of about this many bytes
+# without a BLAS to accumulate in (.blas.gemm_add), the weight gradient is accumulated through a
+# temporary of about this many bytes
 _ACCUMULATE_BYTES = 4 << 20
 
 
@@ -193,14 +195,14 @@ def numpy_log_prob_sweep(
             if need_x:
                 if j == 0:
                     np.matmul(lb, w[v0:v1], out=gx[lo:hi])
-                else:
+                elif not gemm_add(lb, w[v0:v1], gx[lo:hi]):
                     tmp = gx_tmp[:rows]
                     np.matmul(lb, w[v0:v1], out=tmp)
                     np.add(gx[lo:hi], tmp, out=gx[lo:hi])
             if need_w:
                 if lo == 0:
                     np.matmul(lb.T, xc, out=gw[v0:v1])
-                else:  # block by block, so the temporary stays small
+                elif not gemm_add(lb.T, xc, gw[v0:v1]):  # else block by block (small temporary)
                     for u0 in range(v0, v1, sub):
                         u1 = min(v1, u0 + sub)
                         tb = gw_tmp[: u1 - u0]

@@ -43,7 +43,7 @@ from ..core.specs import (
 )
 from ..core.validation import check_float_array
 from ..kernels.cross_entropy import cross_entropy_rows
-from ..kernels.linear_cross_entropy import FastestMatmul, numpy_chunk_sweep, numpy_matmul
+from ..kernels.linear_cross_entropy import FastestMatmul, numpy_chunk_sweep, numpy_matmul, numpy_matmul_add
 from ..losses.classification import portable_cross_entropy
 from ..losses.linear_cross_entropy import chunk_sweep, portable_linear_cross_entropy
 from . import triton as _triton
@@ -224,8 +224,9 @@ def _upstream(grad_output: torch.Tensor, spec: CrossEntropySpec) -> torch.Tensor
 
 def _recomputed_gradient(x, target, weight, where, normalizer, spec) -> torch.Tensor:
     """The gradient with respect to the logits ``x`` from differentiable torch operations."""
-    _, grads = portable_cross_entropy(_XP, spec, CrossEntropyArrays(x, target, weight, where, normalizer),
-                                      frozenset({0}))
+    _, grads = portable_cross_entropy(
+        _XP, spec, CrossEntropyArrays(x, target, weight, where, normalizer), frozenset({0})
+    )
     return grads[0]
 
 
@@ -414,9 +415,15 @@ def _torch_matmul(a, b, out):
     torch.matmul(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
 
 
+def _torch_matmul_add(a, b, out):
+    torch.from_numpy(out).addmm_(torch.from_numpy(a), torch.from_numpy(b))
+
+
 # the chunk loop's matrix products: NumPy's BLAS or PyTorch's, whichever is faster for each
-# product's shape in this process (they differ by CPU and by shape)
+# product's shape in this process (they differ by CPU and by shape); the same for the products
+# that accumulate into the weight gradient (NumPy's through one BLAS gemm where reachable)
 _CPU_MATMUL = FastestMatmul({"numpy": numpy_matmul, "torch": _torch_matmul})
+_CPU_MATMUL_ADD = FastestMatmul({"numpy": numpy_matmul_add, "torch": _torch_matmul_add})
 
 
 def _numpy_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype):
@@ -435,6 +442,7 @@ def _numpy_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype):
         spec,
         need,
         matmul=_CPU_MATMUL,
+        matmul_add=_CPU_MATMUL_ADD,
     )
     wrap = lambda a: None if a is None else torch.from_numpy(a)  # noqa: E731
     return wrap(row_loss), wrap(gx), wrap(gw), wrap(gb)
