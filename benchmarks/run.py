@@ -59,6 +59,7 @@ CE_IMPLS = [
     "losskit numpy inplace",
     "losskit numpy reused out",
     "losskit numpy no cache",
+    "losskit numpy kernel=numpy",
     "losskit numba",
     "losskit numba inplace",
     "losskit torch Function",
@@ -142,7 +143,12 @@ def _ce_call(impl: str, inputs: dict):
         from losskit.kernels import fused_cross_entropy
 
         inplace = impl.endswith("inplace")
-        kernel = impl.split()[1]
+        # "losskit numpy ..." is the default kernel="auto" (NumPy's rows, their hot passes
+        # compiled when numba is installed); "kernel=numpy" NumPy's own passes; "losskit numba"
+        # the fully compiled row kernel
+        kernel = "numba" if impl.startswith("losskit numba") else "auto"
+        if impl.endswith("kernel=numpy"):
+            kernel = "numpy"
         if inplace:  # it overwrites its logits: a copy of its own
             x_np = np.array(x_np)
         # one gradient buffer kept across calls, as a training loop would (touched at warm-up)
