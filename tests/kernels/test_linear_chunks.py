@@ -24,7 +24,7 @@ def test_fastest_matmul_keeps_the_faster_candidate_per_product(rng):
     mm = FastestMatmul({
         "slow": lambda *a: calls.append("slow") or _slow(*a),
         "fast": lambda *a: calls.append("fast") or numpy_matmul(*a),
-    })  # fmt: skip
+    }, min_flops=0)  # fmt: skip
     a, b = rng.standard_normal((8, 5)), rng.standard_normal((5, 3))
     for _ in range(6):
         out = np.empty((8, 3))
@@ -34,6 +34,18 @@ def test_fastest_matmul_keeps_the_faster_candidate_per_product(rng):
     assert mm.choice(a, b) == "fast"
     assert mm.choice(a.copy(), b) == "fast"  # the same shapes and strides
     assert mm.choice(np.asfortranarray(a), b) is None  # another layout is timed on its own
+
+
+def test_fastest_matmul_runs_small_products_on_the_first_candidate_untimed(rng):
+    calls = []
+    mm = FastestMatmul({
+        "first": lambda *a: calls.append("first") or numpy_matmul(*a),
+        "second": lambda *a: calls.append("second") or numpy_matmul(*a),
+    }, min_flops=1000)  # fmt: skip
+    a, b = rng.standard_normal((8, 5)), rng.standard_normal((5, 3))  # 120 multiply-adds
+    for _ in range(4):
+        mm(a, b, np.empty((8, 3)))
+    assert calls == ["first"] * 4 and mm.choice(a, b) is None
 
 
 def _sweep(x, w, t, matmul=None, chunk=16, **options):
@@ -54,7 +66,7 @@ def test_chunk_loop_with_a_chosen_matmul_float32_within_1e5_of_float64(rng, opti
     t = rng.integers(0, v, n)
     t[[2, 40]] = -100
     ref = _sweep(x, w, t, **options)
-    mm = FastestMatmul({"a": numpy_matmul, "b": lambda a, b, out: np.dot(a, b, out=out)})
+    mm = FastestMatmul({"a": numpy_matmul, "b": lambda a, b, out: np.dot(a, b, out=out)}, min_flops=0)
     for _ in range(3):  # timing the candidates, then the chosen one
         got = _sweep(x.astype(np.float32), w.astype(np.float32), t, matmul=mm, **options)
         for r, g in zip(ref[:3], got[:3]):

@@ -43,10 +43,11 @@ from ..core.specs import (
 )
 from ..core.validation import check_float_array
 from ..kernels.cross_entropy import cross_entropy_rows
-from ..kernels.linear_cross_entropy import FastestMatmul, numpy_chunk_sweep, numpy_matmul, numpy_matmul_add
+from ..kernels.linear_cross_entropy import numpy_chunk_sweep
 from ..losses.classification import portable_cross_entropy
 from ..losses.linear_cross_entropy import chunk_sweep, portable_linear_cross_entropy
 from . import triton as _triton
+from .cpu_matmul import CPU_MATMUL, CPU_MATMUL_ADD
 from .ops import XP, device_scope, is_concrete, is_tracing
 
 __all__ = [
@@ -411,21 +412,6 @@ def _prepare_sweep(input, weight, bias, target, spec):
     return x2, w, b, safe_t, valid, factor, dtype, run
 
 
-def _torch_matmul(a, b, out):
-    torch.matmul(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
-
-
-def _torch_matmul_add(a, b, out):
-    torch.from_numpy(out).addmm_(torch.from_numpy(a), torch.from_numpy(b))
-
-
-# the chunk loop's matrix products: NumPy's BLAS or PyTorch's, whichever is faster for each
-# product's shape in this process (they differ by CPU and by shape); the same for the products
-# that accumulate into the weight gradient (NumPy's through one BLAS gemm where reachable)
-_CPU_MATMUL = FastestMatmul({"numpy": numpy_matmul, "torch": _torch_matmul})
-_CPU_MATMUL_ADD = FastestMatmul({"numpy": numpy_matmul_add, "torch": _torch_matmul_add})
-
-
 def _numpy_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype):
     """The NumPy chunk loop of :mod:`losskit.kernels.linear_cross_entropy` on the tensors'
     memory, each matrix product by the faster of NumPy's and PyTorch's."""
@@ -441,8 +427,8 @@ def _numpy_sweep(x2, w, b, safe_t, valid, row_scale, spec, need, dtype):
         row_scale.to(dtype).numpy(),
         spec,
         need,
-        matmul=_CPU_MATMUL,
-        matmul_add=_CPU_MATMUL_ADD,
+        matmul=CPU_MATMUL,
+        matmul_add=CPU_MATMUL_ADD,
     )
     wrap = lambda a: None if a is None else torch.from_numpy(a)  # noqa: E731
     return wrap(row_loss), wrap(gx), wrap(gw), wrap(gb)

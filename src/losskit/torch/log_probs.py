@@ -42,6 +42,7 @@ from ..core.specs import options_from, with_options
 from ..losses.distillation import distillation_sweep, prepare_distillation
 from ..losses.log_probs import LogProbSweep, log_prob_sweep
 from . import triton as _triton
+from .cpu_matmul import tensor_products
 
 __all__ = [
     "linear_log_probs",
@@ -98,9 +99,10 @@ def torch_log_prob_sweep(
 ) -> LogProbSweep:
     """The chunk loop of :func:`losskit.losses.log_probs.log_prob_sweep` in torch operations
     on one reused ``(chunk, vocab_chunk)`` buffer, in place (any device): the same algorithm
-    and derivation as the NumPy kernel of :mod:`losskit.kernels.linear_log_probs`, with
-    torch's own matrix products (``addmm_`` accumulates the weight gradient without a
-    temporary)."""
+    and derivation as the NumPy kernel of :mod:`losskit.kernels.linear_log_probs`.  The matrix
+    products are torch's, or on eager CPU tensors whichever of NumPy's and PyTorch's BLAS is
+    faster for the chunk's shape (:mod:`losskit.torch.cpu_matmul`); the weight gradient
+    accumulates inside the product (``beta = 1``), without a temporary."""
     n, d = x2.shape
     v = w.shape[0]
     dtype, device = x2.dtype, x2.device
@@ -130,16 +132,16 @@ def torch_log_prob_sweep(
     gx = torch.empty((n, d), dtype=dtype, device=device) if need_x else None
     gw = torch.empty((v, d), dtype=dtype, device=device) if need_w else None
     gb = torch.zeros(v, dtype=dtype, device=device) if need_b else None
+    matmul, matmul_add = tensor_products(x2, w, b)
 
     def view(buf: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
         return buf[: rows * cols].view(rows, cols)  # contiguous, so out= writes in place
 
     def logits(xc: torch.Tensor, v0: int, v1: int) -> torch.Tensor:
         lb = view(flat, xc.shape[0], v1 - v0)
+        matmul(xc, w[v0:v1].T, lb)
         if b is not None:
-            torch.addmm(b[v0:v1], xc, w[v0:v1].T, out=lb)
-        else:
-            torch.matmul(xc, w[v0:v1].T, out=lb)
+            lb.add_(b[v0:v1])
         if inv_t != 1.0:
             lb.mul_(inv_t)
         return lb
@@ -224,14 +226,14 @@ def torch_log_prob_sweep(
             lb.index_put_((idx, tc[inside] - v0), inv_t * g[inside], accumulate=True)  # + g [v = t] / T
             if need_x:
                 if j == 0:
-                    torch.matmul(lb, w[v0:v1], out=gx[lo:hi])
+                    matmul(lb, w[v0:v1], gx[lo:hi])
                 else:
-                    gx[lo:hi].addmm_(lb, w[v0:v1])
+                    matmul_add(lb, w[v0:v1], gx[lo:hi])
             if need_w:
                 if lo == 0:
-                    torch.matmul(lb.T, xc, out=gw[v0:v1])
+                    matmul(lb.T, xc, gw[v0:v1])
                 else:
-                    gw[v0:v1].addmm_(lb.T, xc)
+                    matmul_add(lb.T, xc, gw[v0:v1])
             if need_b:
                 gb[v0:v1] += lb.sum(dim=0)
     return LogProbSweep(
