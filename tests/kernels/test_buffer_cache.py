@@ -15,7 +15,7 @@ from losskit.kernels import (
     set_buffer_cache,
 )
 
-BIG = (1024, 8192)  # 32 MiB of float32: the smallest size the cache handles
+BIG = (1024, 8192)  # 32 MiB of float32
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +73,19 @@ def test_small_buffers_bypass_the_cache():
     del a
     gc.collect()
     assert cached_bytes() == 0
+    b = bc.empty((1024, 1023), np.float32)  # just under 4 MiB
+    del b
+    gc.collect()
+    assert cached_bytes() == 0
+
+
+def test_a_4096_x_1000_float32_gradient_is_cached():
+    a = bc.empty((4096, 1000), np.float32)  # 16 MiB: its fresh pages would cost a third of the step
+    where = _address(a)
+    del a
+    gc.collect()
+    assert cached_bytes() == 4096 * 1000 * 4
+    assert _address(bc.empty((4096, 1000), np.float32)) == where
 
 
 def test_limit_evicts_oldest_and_zero_disables():

@@ -160,7 +160,7 @@ def test_fork_while_another_thread_holds_the_buffer_cache_lock():
     try:
         assert held.wait(TIMEOUT)
 
-        def child():  # a gradient of 32 MiB or more goes through the cache and its lock
+        def child():  # a gradient of 4 MiB or more goes through the cache and its lock
             big = buffer_cache.empty((1024, 8192), np.float32)
             del big
             return buffer_cache.cached_bytes() in (0, 32 << 20)

@@ -24,7 +24,11 @@ last one was allocated (a loop that keeps one step's gradient while computing th
 each no larger than the largest request -- never a collection of sizes that cannot be reused.
 
 The cache holds at most ``max_bytes`` of released buffers (default 4 GiB; 0 disables it) and
-only buffers of at least 32 MiB, below which fresh pages are cheap.
+only buffers of at least 4 MiB.  Below that a fresh buffer's pages cost little; above it they
+do not: with ``MALLOC_MMAP_THRESHOLD_`` set low (so that the allocator hands every large
+buffer back to the system, as the benchmarks run), a 4096 x 1000 float32 cross-entropy step
+through the torch Function took 6.4 ms with a fresh 16 MiB gradient and 2.1 ms with a cached
+one.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import numpy as np
 
 __all__ = ["empty", "set_buffer_cache", "get_buffer_cache", "clear_buffer_cache", "cached_bytes"]
 
-_MIN_BYTES = 32 << 20
+_MIN_BYTES = 4 << 20
 
 # re-entrant: a collected lease's finalizer may run in a thread that already holds the lock
 _lock = threading.RLock()

@@ -95,7 +95,7 @@ def fused_cross_entropy(
       out: optional preallocated gradient buffer (``input``'s shape and dtype, float32 or
         float64, C-contiguous, classes along the last axis), returned as ``grad_input``.
         Reusing one buffer across training steps saves the kernel's zeroing of fresh pages
-        (about 40 ms per GB on the benchmark machine).  Without ``out``, a gradient of 32 MiB
+        (about 40 ms per GB on the benchmark machine).  Without ``out``, a gradient of 4 MiB
         or more comes from :func:`~losskit.kernels.set_buffer_cache`'s cache, which hands out
         a released gradient buffer again (the same size, or the smallest larger one), so a
         loop that drops each step's gradient gets the same saving.
