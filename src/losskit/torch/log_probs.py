@@ -469,8 +469,10 @@ def _divergence_(s: torch.Tensor, t: torch.Tensor, spec, need_grad: bool):
 @torch.no_grad()
 def torch_distillation_sweep(xs, ws, bs, xt, wt, bt, row_scale, spec, need):
     """:func:`losskit.losses.distillation.distillation_sweep` in torch operations, the two
-    logits blocks of a chunk turned in place into the divergence and the student's logit
-    gradient; ``addmm_`` accumulates the weight gradient."""
+    logits blocks of a chunk, written into two reused buffers, turned in place into the
+    divergence and the student's logit gradient.  The products are those of
+    :func:`losskit.torch.cpu_matmul.tensor_products` (on CPU the faster of NumPy's and
+    PyTorch's BLAS); the weight gradient accumulates inside the product."""
     n, d = xs.shape
     v = ws.shape[0]
     inv_t = 1.0 / spec.temperature
@@ -479,11 +481,20 @@ def torch_distillation_sweep(xs, ws, bs, xt, wt, bt, row_scale, spec, need):
     gx = torch.empty((n, d), dtype=xs.dtype, device=xs.device) if need_any and need[0] else None
     gw = torch.empty((v, d), dtype=xs.dtype, device=xs.device) if need_any and need[1] else None
     gb = torch.zeros(v, dtype=xs.dtype, device=xs.device) if need_any and need[2] else None
+    matmul, matmul_add = tensor_products(xs, ws, bs, xt, wt, bt)
+    rows_max = min(spec.chunk, n)
+    s_buf = torch.empty((rows_max, v), dtype=xs.dtype, device=xs.device)
+    t_buf = torch.empty((rows_max, v), dtype=xt.dtype, device=xt.device)
     for lo in range(0, n, spec.chunk):
         hi = min(n, lo + spec.chunk)
         xc = xs[lo:hi]
-        s = xc @ ws.T if bs is None else torch.addmm(bs, xc, ws.T)
-        t = xt[lo:hi] @ wt.T if bt is None else torch.addmm(bt, xt[lo:hi], wt.T)
+        s, t = s_buf[: hi - lo], t_buf[: hi - lo]
+        matmul(xc, ws.T, s)
+        matmul(xt[lo:hi], wt.T, t)
+        if bs is not None:
+            s.add_(bs)
+        if bt is not None:
+            t.add_(bt)
         if inv_t != 1.0:
             s.mul_(inv_t)
             t.mul_(inv_t)
@@ -491,15 +502,14 @@ def torch_distillation_sweep(xs, ws, bs, xt, wt, bt, row_scale, spec, need):
         losses[lo:hi] = loss
         if not need_any:
             continue
-        del t
         g.mul_((row_scale[lo:hi] * inv_t)[:, None])
         if gx is not None:
-            torch.matmul(g, ws, out=gx[lo:hi])
+            matmul(g, ws, gx[lo:hi])
         if gw is not None:
             if lo == 0:
-                torch.matmul(g.T, xc, out=gw)
+                matmul(g.T, xc, gw)
             else:
-                gw.addmm_(g.T, xc)
+                matmul_add(g.T, xc, gw)
         if gb is not None:
             gb += g.sum(dim=0)
     return losses, gx, gw, gb
