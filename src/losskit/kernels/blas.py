@@ -7,6 +7,9 @@ gradient once more per chunk (measured: 13 ms of a 136 ms product at chunk 512, 
 V = 32000 on 2 cores).  BLAS's ``gemm`` computes ``C = alpha A B + beta C``: with ``beta = 1``
 the sum is made inside the product, at the product's speed.
 
+:func:`numpy_matmul_add` is the one ``out += a @ b`` both loops call: :func:`gemm_add` where it
+can, else :func:`blocked_matmul_add` (the temporary and the addition).
+
 NumPy's wheels bundle OpenBLAS (``scipy-openblas``, symbols ``scipy_cblas_?gemm64_``, 64-bit
 integers).  :func:`gemm_add` loads that same library -- the one ``np.matmul`` calls, with its
 thread count and kernel choice -- through :mod:`ctypes`.  Where it is not found (NumPy built
@@ -24,7 +27,7 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["gemm_add", "blas_library"]
+__all__ = ["gemm_add", "blas_library", "numpy_matmul_add", "blocked_matmul_add"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # (symbol, 64-bit integers): NumPy >= 2 wheels, then older ILP64 and LP64 builds
@@ -36,6 +39,10 @@ _SYMBOLS = (
 )
 
 GemmAdd = Callable[[np.ndarray, np.ndarray, np.ndarray], bool]
+
+# without a BLAS to accumulate in, out += a @ b goes through a temporary of about this many bytes
+# (a block of out's rows): small next to the outputs, large enough for efficient BLAS
+_ACCUMULATE_BYTES = 4 << 20
 
 
 @cache
@@ -149,3 +156,23 @@ def gemm_add(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> bool:
         lc[1],
     )
     return True
+
+
+def numpy_matmul_add(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out += a @ b``: one BLAS ``gemm`` with ``beta = 1`` on NumPy's own BLAS where it is
+    reachable (:func:`gemm_add`), else :func:`blocked_matmul_add`."""
+    if not gemm_add(a, b, out):
+        blocked_matmul_add(a, b, out)
+
+
+def blocked_matmul_add(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out += a @ b`` through a temporary of at most ``_ACCUMULATE_BYTES``: block by block of
+    ``out``'s rows, a product into the temporary and an addition (one more read and write of
+    ``out`` than a product that accumulates)."""
+    rows = max(1, min(out.shape[0], _ACCUMULATE_BYTES // max(1, out.shape[1] * out.itemsize)))
+    tmp = np.empty((rows, out.shape[1]), dtype=out.dtype)
+    for r0 in range(0, out.shape[0], rows):
+        r1 = min(out.shape[0], r0 + rows)
+        tb = tmp[: r1 - r0]
+        np.matmul(a[r0:r1], b, out=tb)
+        np.add(out[r0:r1], tb, out=out[r0:r1])

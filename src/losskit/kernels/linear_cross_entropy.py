@@ -15,15 +15,11 @@ from collections.abc import Callable
 import numpy as np
 
 from ..core.specs import LinearCrossEntropySpec
-from .blas import gemm_add
+from .blas import numpy_matmul_add
 from .cross_entropy import RowConstants, compiled_passes, numpy_rows
 
-__all__ = ["numpy_chunk_sweep", "chunk_sweep_fast_path", "FastestMatmul", "numpy_matmul", "numpy_matmul_add"]
+__all__ = ["numpy_chunk_sweep", "chunk_sweep_fast_path", "FastestMatmul", "numpy_matmul"]
 
-# without a BLAS to accumulate in (.blas.gemm_add), the weight gradient is accumulated after the
-# first chunk through a temporary of about this many bytes (a block of its rows): small next to
-# the outputs, large enough for efficient BLAS
-_ACCUMULATE_BYTES = 4 << 20
 
 Matmul = Callable[[np.ndarray, np.ndarray, np.ndarray], object]
 
@@ -85,26 +81,6 @@ def numpy_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     np.matmul(a, b, out=out)
 
 
-def numpy_matmul_add(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """``out += a @ b``: one BLAS ``gemm`` with ``beta = 1`` on NumPy's own BLAS where it is
-    reachable (:func:`.blas.gemm_add`), else :func:`blocked_matmul_add`."""
-    if not gemm_add(a, b, out):
-        blocked_matmul_add(a, b, out)
-
-
-def blocked_matmul_add(a: np.ndarray, b: np.ndarray, out: np.ndarray, matmul: Matmul = numpy_matmul) -> None:
-    """``out += a @ b`` through a temporary of at most ``_ACCUMULATE_BYTES``: block by block of
-    ``out``'s rows, a product into the temporary and an addition (one more read and write of
-    ``out`` than a product that accumulates)."""
-    rows = max(1, min(out.shape[0], _ACCUMULATE_BYTES // max(1, out.shape[1] * out.itemsize)))
-    tmp = np.empty((rows, out.shape[1]), dtype=out.dtype)
-    for r0 in range(0, out.shape[0], rows):
-        r1 = min(out.shape[0], r0 + rows)
-        tb = tmp[: r1 - r0]
-        matmul(a[r0:r1], b, tb)
-        np.add(out[r0:r1], tb, out=out[r0:r1])
-
-
 def chunk_sweep_fast_path(
     x2: object,
     w: object,
@@ -146,7 +122,7 @@ def numpy_chunk_sweep(
     grad_weight, grad_bias)`` arrays (any may be None); ``matmul(a, b, out)`` does the matrix
     products (default NumPy's; e.g. a :class:`FastestMatmul` over NumPy's and PyTorch's) and
     ``matmul_add(a, b, out)`` the accumulating ones, ``out += a @ b`` (default
-    :func:`numpy_matmul_add`).
+    :func:`.blas.numpy_matmul_add`).
 
     Beyond the three products each chunk costs two compiled passes over its logits (float32
     with numba; NumPy's five otherwise).  After the first chunk the weight gradient's product

@@ -32,13 +32,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.log_prob_specs import LinearLogProbsSpec
-from .blas import gemm_add
+from .blas import numpy_matmul_add
 
 __all__ = ["log_prob_sweep_fast_path", "numpy_log_prob_sweep"]
-
-# without a BLAS to accumulate in (.blas.gemm_add), the weight gradient is accumulated through a
-# temporary of about this many bytes
-_ACCUMULATE_BYTES = 4 << 20
 
 
 def log_prob_sweep_fast_path(x2, w, b, safe_t, spec: LinearLogProbsSpec, **kwargs):
@@ -95,9 +91,6 @@ def numpy_log_prob_sweep(
     gx = np.empty((n, d), dtype=dtype) if need_x else None
     gw = np.empty((v, d), dtype=dtype) if need_w else None
     gb = np.zeros(v, dtype=dtype) if need_b else None
-    gx_tmp = np.empty((rows_max, d), dtype=dtype) if need_x and not single else None
-    sub = max(1, min(v, _ACCUMULATE_BYTES // max(1, d * dtype.itemsize)))
-    gw_tmp = np.empty((min(sub, vb), d), dtype=dtype) if need_w and n > chunk else None
 
     def logits(xc: np.ndarray, v0: int, v1: int) -> np.ndarray:
         lb = buf[: xc.shape[0], : v1 - v0]
@@ -195,19 +188,13 @@ def numpy_log_prob_sweep(
             if need_x:
                 if j == 0:
                     np.matmul(lb, w[v0:v1], out=gx[lo:hi])
-                elif not gemm_add(lb, w[v0:v1], gx[lo:hi]):
-                    tmp = gx_tmp[:rows]
-                    np.matmul(lb, w[v0:v1], out=tmp)
-                    np.add(gx[lo:hi], tmp, out=gx[lo:hi])
+                else:
+                    numpy_matmul_add(lb, w[v0:v1], gx[lo:hi])
             if need_w:
                 if lo == 0:
                     np.matmul(lb.T, xc, out=gw[v0:v1])
-                elif not gemm_add(lb.T, xc, gw[v0:v1]):  # else block by block (small temporary)
-                    for u0 in range(v0, v1, sub):
-                        u1 = min(v1, u0 + sub)
-                        tb = gw_tmp[: u1 - u0]
-                        np.matmul(lb[:, u0 - v0 : u1 - v0].T, xc, out=tb)
-                        np.add(gw[u0:u1], tb, out=gw[u0:u1])
+                else:
+                    numpy_matmul_add(lb.T, xc, gw[v0:v1])
             if need_b:
                 gb[v0:v1] += lb.sum(axis=0)
     return (

@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 import torch
 
-from ..kernels.linear_cross_entropy import FastestMatmul, numpy_matmul, numpy_matmul_add
-from .ops import is_concrete, is_tracing
+from ..kernels.blas import numpy_matmul_add
+from ..kernels.linear_cross_entropy import FastestMatmul, numpy_matmul
+from .ops import is_concrete
 
 __all__ = ["CPU_MATMUL", "CPU_MATMUL_ADD", "numpy_memory_ok", "tensor_products"]
 
@@ -35,17 +36,16 @@ CPU_MATMUL_ADD = FastestMatmul({"numpy": numpy_matmul_add, "torch": _torch_matmu
 
 def numpy_memory_ok(*tensors: torch.Tensor | None) -> bool:
     """Eager, concrete, dense CPU float32/float64 tensors that NumPy can view without a copy
-    (no graph being traced, no ``torch.func`` wrapper, no meta or fake tensor)."""
-    if is_tracing():
-        return False
+    (:func:`~losskit.torch.ops.is_concrete`: no graph being traced, no ``torch.func`` wrapper,
+    no meta or fake tensor)."""
     for t in tensors:
         if t is None:
             continue
-        if type(t) is not torch.Tensor or t.device.type != "cpu" or t.layout != torch.strided:
+        if type(t) is not torch.Tensor or not is_concrete(t) or t.device.type != "cpu":
             return False
-        if t.dtype not in (torch.float32, torch.float64) or t.is_conj() or t.is_neg():
+        if t.layout != torch.strided or t.dtype not in (torch.float32, torch.float64):
             return False
-        if torch._C._functorch.is_functorch_wrapped_tensor(t) or not is_concrete(t):
+        if t.is_conj() or t.is_neg():
             return False
     return True
 
