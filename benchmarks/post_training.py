@@ -307,17 +307,24 @@ def _dpo_inputs(n: int, d: int, v: int) -> dict:
     }
 
 
-@register("dpo", "naive torch DPO: logits -> log_softmax -> gather, policy and reference", _dpo_inputs)
-def _dpo_naive(inputs):
+def _dpo_tensors(inputs):
+    """The DPO case's torch tensors on the inputs' memory: the policy's hidden states and head
+    (requiring gradients), the reference's, the tokens, and B (chosen rows first, then B
+    rejected)."""
     torch = _torch()
-    import torch.nn.functional as F
-
     x, w = (torch.from_numpy(inputs[k]).requires_grad_() for k in ("x", "w"))
     xr, wr = (torch.from_numpy(inputs[k]) for k in ("xr", "wr"))
     t = torch.from_numpy(inputs["t"])
+    return torch, x, w, xr, wr, t, t.shape[0] // 2
+
+
+@register("dpo", "naive torch DPO: logits -> log_softmax -> gather, policy and reference", _dpo_inputs)
+def _dpo_naive(inputs):
+    import torch.nn.functional as F
+
+    torch, x, w, xr, wr, t, half = _dpo_tensors(inputs)
     valid = t != -100
     safe = torch.where(valid, t, 0)[..., None]
-    half = t.shape[0] // 2
     state: dict = {}
 
     def sequence_log_probs(h, weight):
@@ -336,13 +343,9 @@ def _dpo_naive(inputs):
 
 @register("dpo", "losskit linear_dpo on torch (one sweep; reference: linear_log_probs, no grad)")
 def _dpo_losskit_torch(inputs):
-    torch = _torch()
     import losskit as lk
 
-    x, w = (torch.from_numpy(inputs[k]).requires_grad_() for k in ("x", "w"))
-    xr, wr = (torch.from_numpy(inputs[k]) for k in ("xr", "wr"))
-    t = torch.from_numpy(inputs["t"])
-    half = t.shape[0] // 2
+    torch, x, w, xr, wr, t, half = _dpo_tensors(inputs)
     state: dict = {}
 
     def loss():
@@ -355,14 +358,10 @@ def _dpo_losskit_torch(inputs):
 
 @register("dpo", "losskit torch composition: linear_log_probs -> sums -> dpo (two sweeps)")
 def _dpo_losskit_torch_composed(inputs):
-    torch = _torch()
     import losskit as lk
     import losskit.torch as lkt
 
-    x, w = (torch.from_numpy(inputs[k]).requires_grad_() for k in ("x", "w"))
-    xr, wr = (torch.from_numpy(inputs[k]) for k in ("xr", "wr"))
-    t = torch.from_numpy(inputs["t"])
-    half = t.shape[0] // 2
+    torch, x, w, xr, wr, t, half = _dpo_tensors(inputs)
     state: dict = {}
 
     def loss():
@@ -394,12 +393,9 @@ def _dpo_numpy(inputs):
 
 @register("dpo", "Liger LigerFusedLinearDPOLoss (torch.compile, CPU)")
 def _dpo_liger(inputs):
-    torch = _torch()
     from liger_kernel.chunked_loss import LigerFusedLinearDPOLoss  # ImportError: not installed
 
-    x, w = (torch.from_numpy(inputs[k]).requires_grad_() for k in ("x", "w"))
-    xr, wr = (torch.from_numpy(inputs[k]) for k in ("xr", "wr"))
-    t = torch.from_numpy(inputs["t"])
+    _, x, w, xr, wr, t, _ = _dpo_tensors(inputs)
     dpo = LigerFusedLinearDPOLoss(beta=DPO_BETA, use_ref_model=True)
     state: dict = {}
     return _torch_rows(state, lambda: dpo(w, x, t, None, xr, wr)[0], (x, w)), state
