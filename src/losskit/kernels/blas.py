@@ -3,9 +3,8 @@
 The chunk loops of linear cross-entropy and of the log-probs add each chunk's weight gradient
 ``G_c^T x_c`` into one ``(V, D)`` array.  ``np.matmul`` cannot accumulate into its output, so
 without this module the product goes through a temporary and ``np.add`` reads and writes the
-gradient once more per chunk (measured: 13 ms of a 136 ms product at chunk 512, D = 1024,
-V = 32000 on 2 cores).  BLAS's ``gemm`` computes ``C = alpha A B + beta C``: with ``beta = 1``
-the sum is made inside the product, at the product's speed.
+gradient once more per chunk.  BLAS's ``gemm`` computes ``C = alpha A B + beta C``: with
+``beta = 1`` the sum is made inside the product, with no temporary and no extra pass.
 
 :func:`numpy_matmul_add` is the one ``out += a @ b`` both loops call: :func:`gemm_add` where it
 can, else :func:`blocked_matmul_add` (the temporary and the addition).
